@@ -1,0 +1,309 @@
+"""FashionMNIST: find it, check it, split it, and serve it in fast batches.
+
+The data is looked for in three places, in this order:
+
+1. the data folder (``$ACTLAB_DATA``, default ``data/``), laid out as torchvision expects
+   (``<data folder>/FashionMNIST/raw/train-images-idx3-ubyte`` and so on);
+2. the system copy of the Debian/Ubuntu package ``dataset-fashion-mnist``, unpacked once into the
+   data folder;
+3. torchvision's download, into the data folder.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from actlab import settings
+
+SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+CLASS_NAMES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+IMAGE_SHAPE = (28, 28)
+MEAN, STD = 0.5, 0.5
+VAL_SIZE = 10_000
+SPLIT_SEED = 42
+QUICK_SIZES = {"train": 5_000, "val": 1_000, "test": 1_000}
+
+_IDX_UINT8 = 0x08
+
+
+class DatasetError(RuntimeError):
+    """A FashionMNIST file is truncated, corrupt, or not a FashionMNIST file at all."""
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """FashionMNIST is in none of the places actlab looks, and could not be downloaded."""
+
+
+def raw_dir(root: Path | None = None) -> Path:
+    """The folder of the four unpacked IDX files, where torchvision also keeps them."""
+    return Path(root or settings.data_dir()) / "FashionMNIST" / "raw"
+
+
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    """Read an IDX file of unsigned bytes, checking its header against its size."""
+    blob = path.read_bytes()
+    header_size = 4 + 4 * ndim
+    if len(blob) < header_size:
+        raise DatasetError(f"{path} is too short ({len(blob)} bytes) to be an IDX file; delete it and run again.")
+    magic = blob[:4]
+    if magic[:2] != b"\x00\x00" or magic[2] != _IDX_UINT8 or magic[3] != ndim:
+        raise DatasetError(
+            f"{path} has a bad IDX header {magic.hex()} (expected 000008{ndim:02x}): "
+            "it is not a FashionMNIST file; delete it and run again."
+        )
+    dims = tuple(int.from_bytes(blob[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    expected = header_size + int(np.prod(dims))
+    if len(blob) != expected:
+        raise DatasetError(
+            f"{path} is truncated or corrupt: its header announces {dims}, which needs {expected} bytes, "
+            f"but the file has {len(blob)}; delete it and run again."
+        )
+    return np.frombuffer(blob, dtype=np.uint8, offset=header_size).reshape(dims)
+
+
+def read_images(path: Path) -> torch.Tensor:
+    """Images of an IDX file as a ``uint8`` tensor of shape (N, 28, 28)."""
+    images = _read_idx(Path(path), ndim=3)
+    if images.shape[1:] != IMAGE_SHAPE:
+        raise DatasetError(f"{path} holds images of size {images.shape[1:]}, not {IMAGE_SHAPE}.")
+    return torch.from_numpy(images.copy())
+
+
+def read_labels(path: Path) -> torch.Tensor:
+    """Labels of an IDX file as an ``int64`` tensor, each checked to lie in 0-9."""
+    labels = _read_idx(Path(path), ndim=1)
+    bad = np.flatnonzero(labels >= len(CLASS_NAMES))
+    if bad.size:
+        raise DatasetError(
+            f"{path} has labels outside 0-9 (label {labels[bad[0]]} at index {bad[0]}); it is corrupt, "
+            "delete it and run again."
+        )
+    return torch.from_numpy(labels.astype(np.int64))
+
+
+def _unpack(source: Path, target: Path) -> None:
+    """Gunzip ``source`` into ``target`` through a temporary file, so no partial file is left."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, gzip.open(source, "rb") as src:
+            shutil.copyfileobj(src, out)
+        _read_idx(tmp, ndim=1 if "labels" in target.name else 3)
+        tmp.chmod(0o644)
+        os.replace(tmp, target)
+    except (OSError, EOFError, DatasetError) as err:
+        raise DatasetError(f"Could not unpack {source}: {err}") from err
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _download(root: Path) -> None:
+    from torchvision.datasets import FashionMNIST
+
+    for train in (True, False):
+        FashionMNIST(root=str(root), train=train, download=True)
+
+
+def _all_present(folder: Path) -> bool:
+    return all((folder / name).is_file() for pair in FILES.values() for name in pair)
+
+
+def ensure_fashion_mnist(
+    root: Path | None = None, system_dir: Path = SYSTEM_DIR, download: bool = True
+) -> Path:
+    """Make sure the four IDX files are in the data folder and return that folder.
+
+    Looks in the data folder, then unpacks the system copy, then downloads with torchvision.
+    """
+    root = Path(root or settings.data_dir())
+    folder = raw_dir(root)
+    if _all_present(folder):
+        return folder
+    names = [name for pair in FILES.values() for name in pair]
+    if all((system_dir / f"{name}.gz").is_file() for name in names):
+        for name in names:
+            if not (folder / name).is_file():
+                _unpack(system_dir / f"{name}.gz", folder / name)
+        return folder
+    reason = "not tried (download=False)"
+    if download:
+        try:
+            _download(root)
+            return folder
+        except Exception as err:  # torchvision raises RuntimeError, URLError, OSError...
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    raise DatasetNotFoundError(
+        "FashionMNIST was not found. actlab looked in:\n"
+        f"  1. the data folder {folder} (set ACTLAB_DATA to use another folder)\n"
+        f"  2. the system copy {system_dir}\n"
+        f"  3. torchvision's download: {reason}\n"
+        "Get the data in one of three ways:\n"
+        "  - install the system copy: sudo apt-get install dataset-fashion-mnist\n"
+        "  - connect to the internet and run again: torchvision downloads it into the data folder\n"
+        f"  - copy the four files ({', '.join(names)}, optionally .gz) into {folder}"
+    )
+
+
+def load_raw(split: str, root: Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``uint8`` images and ``int64`` labels of the ``"train"`` or ``"test"`` file pair."""
+    if split not in FILES:
+        raise ValueError(f"split must be one of {sorted(FILES)}, not {split!r}")
+    folder = ensure_fashion_mnist(root)
+    image_file, label_file = (folder / name for name in FILES[split])
+    images, labels = read_images(image_file), read_labels(label_file)
+    if len(images) != len(labels):
+        raise DatasetError(f"{image_file} holds {len(images)} images but {label_file} holds {len(labels)} labels.")
+    return images, labels
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """``ToTensor()`` then ``Normalize((0.5,), (0.5,))`` on a whole ``uint8`` batch: [0, 255] to [-1, 1]."""
+    return images.unsqueeze(1).float().div(255).sub(MEAN).div(STD)
+
+
+def split_indices(n: int, val_size: int = VAL_SIZE, seed: int = SPLIT_SEED) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the train and validation parts, drawn with an explicit seeded generator.
+
+    They equal ``torch.utils.data.random_split(dataset, [n - val_size, val_size], generator)``
+    with ``generator = torch.Generator().manual_seed(seed)``.
+    """
+    if not 0 < val_size < n:
+        raise ValueError(f"val_size must lie between 0 and {n}, not {val_size}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[: n - val_size], perm[n - val_size :]
+
+
+class TensorLoader:
+    """Batches from tensors already in memory, with the ``DataLoader`` interface.
+
+    Each pass over a shuffled loader draws a fresh permutation from its own seeded generator,
+    so epochs differ from each other but a run repeats exactly.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        self.images, self.labels = images, labels
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.labels)
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(self.labels.device)
+            for start in range(0, len(self) * self.batch_size, self.batch_size):
+                idx = order[start : start + self.batch_size]
+                yield self.images[idx], self.labels[idx]
+        else:
+            for start in range(0, len(self) * self.batch_size, self.batch_size):
+                yield self.images[start : start + self.batch_size], self.labels[start : start + self.batch_size]
+
+
+@dataclass(frozen=True)
+class Split:
+    """One part of the data: normalized images (N, 1, 28, 28) and their labels."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def loader(self, batch_size: int, shuffle: bool = False, drop_last: bool = False, seed: int = 0) -> TensorLoader:
+        """A ``TensorLoader`` over this split."""
+        return TensorLoader(self.images, self.labels, batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed)
+
+    def head(self, n: int) -> Split:
+        """The first ``n`` examples."""
+        return Split(self.images[:n], self.labels[:n])
+
+
+@dataclass(frozen=True)
+class FashionMNISTData:
+    """The train, validation and test splits, all normalized and on one device."""
+
+    train: Split
+    val: Split
+    test: Split
+    class_names: tuple[str, ...] = CLASS_NAMES
+
+
+@lru_cache(maxsize=2)
+def _load(device: str, quick: bool, root: str) -> FashionMNISTData:
+    train_images, train_labels = load_raw("train", Path(root))
+    test_images, test_labels = load_raw("test", Path(root))
+    train_idx, val_idx = split_indices(len(train_labels))
+    full = normalize(train_images)
+    splits = {
+        "train": Split(full[train_idx], train_labels[train_idx]),
+        "val": Split(full[val_idx], train_labels[val_idx]),
+        "test": Split(normalize(test_images), test_labels),
+    }
+    if quick:
+        splits = {name: split.head(QUICK_SIZES[name]) for name, split in splits.items()}
+    return FashionMNISTData(
+        **{name: Split(s.images.to(device), s.labels.to(device)) for name, s in splits.items()}
+    )
+
+
+def load_fashion_mnist(
+    device: torch.device | str | None = None, quick: bool | None = None, root: Path | None = None
+) -> FashionMNISTData:
+    """FashionMNIST as tensors: the 50,000 / 10,000 train / validation split and the 10,000 test images.
+
+    Quick mode (``ACTLAB_QUICK=1``, or ``quick=True``) keeps only the first
+    5,000 / 1,000 / 1,000 of them. The result is cached, so repeated calls are free.
+    """
+    device = str(device or settings.get_device())
+    quick = settings.quick_mode() if quick is None else quick
+    return _load(device, quick, str(Path(root or settings.data_dir()).resolve()))
+
+
+def source_transform():
+    """The source's per-image transform: ``ToTensor()`` then ``Normalize((0.5,), (0.5,))``."""
+    from torchvision import transforms
+
+    return transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
+
+
+def torchvision_datasets(root: Path | None = None):
+    """The source's torchvision datasets (train, val, test), split exactly like ``load_fashion_mnist``."""
+    from torchvision.datasets import FashionMNIST
+
+    root = Path(root or settings.data_dir())
+    ensure_fashion_mnist(root)
+    full = FashionMNIST(root=str(root), train=True, transform=source_transform(), download=False)
+    test = FashionMNIST(root=str(root), train=False, transform=source_transform(), download=False)
+    generator = torch.Generator().manual_seed(SPLIT_SEED)
+    train, val = torch.utils.data.random_split(full, [len(full) - VAL_SIZE, VAL_SIZE], generator=generator)
+    return train, val, test

@@ -1,0 +1,78 @@
+"""Gradients at initialization, as data: one batch forward and backward through a fresh network."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from actlab import settings
+from actlab.activations import get_activation
+from actlab.data import FashionMNISTData, load_fashion_mnist
+from actlab.network import DEFAULT_HIDDEN_SIZES, BaseNetwork
+
+BATCH_SIZE = 256
+SEED = 42
+
+
+def first_batch(data: FashionMNISTData | None = None, size: int = BATCH_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``size`` training images and labels, unshuffled, as the source takes them."""
+    data = data or load_fashion_mnist()
+    return data.train.images[:size], data.train.labels[:size]
+
+
+def weight_gradients(net: nn.Module, imgs: torch.Tensor, labels: torch.Tensor) -> dict[str, np.ndarray]:
+    """The gradient of the cross-entropy with respect to every weight matrix, flattened, by name."""
+    net.eval()
+    net.zero_grad()
+    F.cross_entropy(net(imgs), labels).backward()
+    grads = {
+        name: p.grad.detach().view(-1).cpu().numpy().copy() for name, p in net.named_parameters() if "weight" in name
+    }
+    net.zero_grad()
+    return grads
+
+
+def fresh_network(activation: str, hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, seed: int = SEED) -> BaseNetwork:
+    """A newly initialized ``BaseNetwork``, seeded so that every activation starts from the same draw."""
+    settings.set_seed(seed)
+    return BaseNetwork(get_activation(activation), hidden_sizes=list(hidden_sizes))
+
+
+def gradient_scales(grads: dict[str, np.ndarray]) -> list[float]:
+    """Standard deviation of each weight matrix's gradient, from the input layer to the output layer."""
+    return [float(g.std()) for g in grads.values()]
+
+
+def gradient_overview(
+    activations: Iterable[str],
+    imgs: torch.Tensor,
+    labels: torch.Tensor,
+    hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES,
+    seed: int = SEED,
+) -> dict[str, list[float]]:
+    """Per activation, the gradient scale of every layer of a freshly initialized network."""
+    device = imgs.device
+    return {
+        name: gradient_scales(weight_gradients(fresh_network(name, hidden_sizes, seed).to(device), imgs, labels))
+        for name in activations
+    }
+
+
+def depth_sweep(
+    activations: Iterable[str],
+    depths: Iterable[int],
+    imgs: torch.Tensor,
+    labels: torch.Tensor,
+    width: int = 256,
+    seed: int = SEED,
+) -> dict[str, dict[int, list[float]]]:
+    """Per activation and number of hidden layers (each ``width`` wide), the gradient scale of every layer."""
+    depths = list(depths)
+    return {
+        name: {depth: gradient_overview([name], imgs, labels, [width] * depth, seed)[name] for depth in depths}
+        for name in activations
+    }
