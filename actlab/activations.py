@@ -76,10 +76,12 @@ def piecewise(
     """``nonneg(x)`` where x >= 0, ``neg(x)`` where x < 0, each evaluated only on its own half-axis.
 
     A plain ``torch.where`` evaluates both branches everywhere; an overflowing branch then leaks
-    ``inf * 0 = nan`` into the gradient even where it is not selected. Clamping each branch's input
-    to its own half of the axis prevents that.
+    ``inf * 0 = nan`` into the gradient even where it is not selected. Feeding each branch zeros
+    outside its own half of the axis prevents that.
     """
-    return torch.where(x >= 0, nonneg(x.clamp(min=0)), neg(x.clamp(max=0)))
+    nonneg_side = x >= 0
+    zero = torch.zeros_like(x)
+    return torch.where(nonneg_side, nonneg(torch.where(nonneg_side, x, zero)), neg(torch.where(nonneg_side, zero, x)))
 
 
 def stable_sigmoid(x: torch.Tensor) -> torch.Tensor:
@@ -149,7 +151,8 @@ class ELU(ActivationFunction):
     params = {"alpha": Param(1.0, 0.0, 3.0)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.where(x > 0, x, self.alpha * torch.expm1(x.clamp(max=0)))
+        positive = x > 0
+        return torch.where(positive, x, self.alpha * torch.expm1(torch.where(positive, torch.zeros_like(x), x)))
 
     def builtin(self):
         return lambda x: F.elu(x, alpha=self.alpha)

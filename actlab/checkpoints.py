@@ -85,7 +85,7 @@ def _read_state_dict(model_file: Path, device: torch.device) -> dict[str, torch.
             f"Refused to load {model_file}: it holds objects other than tensors, which could run code "
             "when unpickled. Only load checkpoints written by save_model."
         ) from err
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
+    except Exception as err:  # torch raises RuntimeError, EOFError, KeyError... for a damaged file
         raise CheckpointError(f"{model_file} is truncated or not a torch checkpoint: {err}") from err
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{model_file} does not hold a state dict of tensors.")

@@ -60,14 +60,14 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
     """Read an IDX file of unsigned bytes, checking its header against its size."""
     blob = path.read_bytes()
     header_size = 4 + 4 * ndim
-    if len(blob) < header_size:
-        raise DatasetError(f"{path} is too short ({len(blob)} bytes) to be an IDX file; delete it and run again.")
     magic = blob[:4]
-    if magic[:2] != b"\x00\x00" or magic[2] != _IDX_UINT8 or magic[3] != ndim:
+    if len(magic) == 4 and (magic[:2] != b"\x00\x00" or magic[2] != _IDX_UINT8 or magic[3] != ndim):
         raise DatasetError(
             f"{path} has a bad IDX header {magic.hex()} (expected 000008{ndim:02x}): "
             "it is not a FashionMNIST file; delete it and run again."
         )
+    if len(blob) < header_size:
+        raise DatasetError(f"{path} is too short ({len(blob)} bytes) to be an IDX file; delete it and run again.")
     dims = tuple(int.from_bytes(blob[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     expected = header_size + int(np.prod(dims))
     if len(blob) != expected:

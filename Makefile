@@ -1,0 +1,37 @@
+# The commands a user types. Each one sets up what it needs, once.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: lab test run data benchmark lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): requirements.txt pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -r requirements.txt
+	touch $@
+
+data: $(STAMP)
+	$(BIN)/python -m actlab data
+
+lab: data
+	$(BIN)/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir=notebooks notebooks/01_activation_functions.ipynb
+
+test: data
+	$(BIN)/ruff check .
+	ACTLAB_QUICK=1 $(BIN)/pytest
+
+run: data
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=3600 notebooks/*.ipynb
+
+benchmark: data
+	$(BIN)/python benchmarks/epoch_speed.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+
+from actlab.gradients import depth_sweep, first_batch, fresh_network, gradient_overview, gradient_scales, weight_gradients
+
+
+@pytest.fixture(scope="module")
+def batch(small_data):
+    return first_batch(small_data)
+
+
+def test_first_batch_is_the_unshuffled_start(small_data, batch):
+    imgs, labels = batch
+    assert imgs.shape == (256, 1, 28, 28) and (labels == small_data.train.labels[:256]).all()
+
+
+def test_one_gradient_per_weight_matrix(batch):
+    grads = weight_gradients(fresh_network("relu"), *batch)
+    assert list(grads) == [f"layers.{i}.weight" for i in (0, 2, 4, 6, 8)]
+    assert [g.size for g in grads.values()] == [784 * 512, 512 * 256, 256 * 256, 256 * 128, 128 * 10]
+    assert all(np.isfinite(g).all() and np.abs(g).max() > 0 for g in grads.values())
+
+
+def test_gradients_leave_the_network_clean(batch):
+    net = fresh_network("tanh")
+    weight_gradients(net, *batch)
+    assert all(p.grad is None or not p.grad.any() for p in net.parameters())
+
+
+def test_same_seed_same_numbers(batch):
+    a = weight_gradients(fresh_network("elu"), *batch)
+    b = weight_gradients(fresh_network("elu"), *batch)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    c = weight_gradients(fresh_network("elu", seed=7), *batch)
+    assert not np.array_equal(a["layers.0.weight"], c["layers.0.weight"])
+
+
+def test_every_activation_starts_from_the_same_weights():
+    a, b = fresh_network("relu"), fresh_network("sigmoid")
+    assert all((pa == pb).all() for pa, pb in zip(a.parameters(), b.parameters()))
+
+
+def test_sigmoid_gradient_vanishes_towards_the_input(batch):
+    overview = gradient_overview(["sigmoid", "relu"], *batch)
+    sigmoid, relu = overview["sigmoid"], overview["relu"]
+    assert len(sigmoid) == 5
+    assert sigmoid[-1] / sigmoid[0] > 100
+    assert relu[-1] / relu[0] < 10
+
+
+def test_scales_are_standard_deviations():
+    assert gradient_scales({"a": np.array([1.0, -1.0]), "b": np.zeros(3)}) == [1.0, 0.0]
+
+
+def test_depth_sweep_shape(batch):
+    sweep = depth_sweep(["tanh"], [1, 3], *batch, width=32)
+    assert sorted(sweep["tanh"]) == [1, 3]
+    assert [len(v) for v in sweep["tanh"].values()] == [2, 4]

@@ -1,0 +1,98 @@
+import matplotlib
+import pytest
+import torch
+
+from actlab.activations import ActivationFunction, Param, act_fn_by_name, register_activation
+from actlab.gradients import first_batch
+from actlab.training import History
+from actlab.widgets import ActivationExplorer, CurveChooser, DepthExplorer, GradientExplorer
+
+matplotlib.use("Agg")
+
+
+def test_explorer_follows_the_dropdown():
+    explorer = ActivationExplorer("relu")
+    assert explorer.data["curve"].name == "ReLU" and explorer.sliders == {}
+    first_figure = explorer.figure
+    explorer.activation.value = "sigmoid"
+    assert explorer.data["curve"].name == "Sigmoid"
+    assert explorer.figure is not first_figure
+    assert explorer.figure.axes[0].get_title() == "Sigmoid: function"
+
+
+def test_parameter_sliders_appear_and_act():
+    explorer = ActivationExplorer("relu")
+    explorer.activation.value = "leakyrelu"
+    assert list(explorer.sliders) == ["alpha"] and explorer.param_box.children == (explorer.sliders["alpha"],)
+    x, y = explorer.data["curve"].x, explorer.data["curve"].y
+    assert torch.allclose(y[0], 0.1 * x[0])
+    explorer.sliders["alpha"].value = 0.5
+    assert torch.allclose(explorer.data["curve"].y[0], 0.5 * x[0])
+    explorer.activation.value = "tanh"
+    assert explorer.sliders == {} and explorer.param_box.children == ()
+
+
+def test_x_range_and_builtin_overlay():
+    explorer = ActivationExplorer("gelu")
+    assert explorer.data["builtin"] is None
+    explorer.x_range.value = (-2.0, 3.0)
+    assert explorer.data["curve"].x[0] == -2 and explorer.data["curve"].x[-1] == 3
+    explorer.compare.value = True
+    builtin = explorer.data["builtin"]
+    torch.testing.assert_close(builtin.y, explorer.data["curve"].y)
+    assert any(line.get_label() == "torch built-in" for line in explorer.figure.axes[0].lines)
+
+
+@pytest.fixture
+def cube():
+    @register_activation
+    class Cube(ActivationFunction):
+        params = {"gain": Param(1.0, 0.0, 2.0)}
+
+        def forward(self, x):
+            return self.gain * x**3
+
+    yield Cube
+    del act_fn_by_name["cube"]
+
+
+def test_registered_activation_appears_in_the_explorer(cube):
+    explorer = ActivationExplorer()
+    assert "cube" in explorer.activation.options
+    explorer.activation.value = "cube"
+    assert list(explorer.sliders) == ["gain"]
+    explorer.sliders["gain"].value = 2.0
+    curve = explorer.data["curve"]
+    torch.testing.assert_close(curve.dy, 6 * curve.x**2)
+    explorer.compare.value = True
+    assert explorer.data["builtin"] is None
+
+
+@pytest.fixture(scope="module")
+def batch(small_data):
+    return first_batch(small_data)
+
+
+def test_gradient_explorer_follows_the_dropdown(batch):
+    explorer = GradientExplorer(*batch, activation="sigmoid")
+    before = explorer.data["layers.0.weight"].std()
+    explorer.activation.value = "relu"
+    assert explorer.data["layers.0.weight"].std() > 10 * before
+    assert "relu" in explorer.figure.texts[0].get_text()
+
+
+def test_depth_explorer_follows_the_slider(batch):
+    explorer = DepthExplorer(*batch, depth=2, width=32, activations=["sigmoid", "relu"])
+    assert len(explorer.data["sigmoid"]) == 3
+    explorer.depth.value = 6
+    assert len(explorer.data["relu"]) == 7
+    assert "6 hidden layers" in explorer.figure.axes[0].get_title()
+
+
+def test_curve_chooser_follows_the_boxes():
+    histories = {name: History(name, val_acc=[0.5, 0.6], best_epoch=2) for name in ("relu", "tanh", "elu")}
+    chooser = CurveChooser(histories, selected=["relu"])
+    assert list(chooser.data) == ["relu"]
+    chooser.boxes["elu"].value = True
+    assert list(chooser.data) == ["relu", "elu"]
+    assert [line.get_label() for line in chooser.figure.axes[0].lines][:2] == ["relu", "elu"]
