@@ -89,7 +89,12 @@ def test_invalid_parameters():
 
 @pytest.mark.parametrize(
     "config",
-    [{"name": "LeakyReLU", "alpha": 0.1}, {"name": "Tanh"}, {"name": "ELU", "alpha": 0.25}, {"name": "Softplus", "beta": 3.0}],
+    [
+        {"name": "LeakyReLU", "alpha": 0.1},
+        {"name": "Tanh"},
+        {"name": "ELU", "alpha": 0.25},
+        {"name": "Softplus", "beta": 3.0},
+    ],
 )
 def test_config_round_trip(config):
     act = from_config(dict(config))

@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from actlab.gradients import depth_sweep, first_batch, fresh_network, gradient_overview, gradient_scales, weight_gradients
+from actlab.gradients import (
+    depth_sweep,
+    first_batch,
+    fresh_network,
+    gradient_overview,
+    gradient_scales,
+    weight_gradients,
+)
 
 
 @pytest.fixture(scope="module")

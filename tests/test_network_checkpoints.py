@@ -39,7 +39,8 @@ def test_source_config_and_shapes():
     assert net.config == SOURCE_CONFIG
     assert json.loads(json.dumps(net.config)) == SOURCE_CONFIG
     linears = [m for m in net.layers if isinstance(m, torch.nn.Linear)]
-    assert [(m.in_features, m.out_features) for m in linears] == [(784, 512), (512, 256), (256, 256), (256, 128), (128, 10)]
+    sizes = [(m.in_features, m.out_features) for m in linears]
+    assert sizes == [(784, 512), (512, 256), (256, 256), (256, 128), (128, 10)]
     assert net(torch.zeros(5, 1, 28, 28)).shape == (5, 10)
 
 
@@ -85,7 +86,7 @@ def test_unknown_activation_in_config(tmp_path):
     config = json.loads((tmp_path / "m.config").read_text())
     config["act_fn"] = {"name": "Sparkle"}
     (tmp_path / "m.config").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match="cannot be built: Unknown activation 'sparkle'. Registered activations: sigmoid"):
+    with pytest.raises(CheckpointError, match="cannot be built: Unknown activation 'sparkle'. Registered"):
         load_model(tmp_path, "m")
 
 

@@ -3,12 +3,13 @@ import math
 
 import pytest
 import torch
+
+from actlab import training
 from actlab.activations import get_activation
 from actlab.checkpoints import load_model
 from actlab.compare import compare_activations, format_table, summarize
 from actlab.network import BaseNetwork
 from actlab.settings import set_seed
-from actlab import training
 from actlab.training import History, evaluate, load_history, train_model
 
 FAST = {"batch_size": 128, "progress": False}
@@ -112,7 +113,8 @@ def test_test_model_matches_evaluate(small_data):
 
 
 def test_history_round_trip():
-    history = History("m", [1.0], [0.5], [1.1], [0.4], best_epoch=1, stop_reason="max_epochs", wall_time=2.0, test_acc=0.4)
+    history = History("m", [1.0], [0.5], [1.1], [0.4], best_epoch=1, stop_reason="max_epochs", wall_time=2.0,
+                      test_acc=0.4)
     assert History.from_dict(json.loads(json.dumps(history.to_dict()))) == history
     assert history.best_val_acc == 0.4
 
@@ -126,7 +128,8 @@ def test_summary_counts_failures():
 
 def test_compare_activations(tmp_path, small_data):
     results = compare_activations(["relu", "sigmoid"], [1, 2], tmp_path, data=small_data, progress=False, max_epochs=1)
-    assert [(r["activation"], r["seed"]) for r in results["runs"]] == [("relu", 1), ("relu", 2), ("sigmoid", 1), ("sigmoid", 2)]
+    runs = [(r["activation"], r["seed"]) for r in results["runs"]]
+    assert runs == [("relu", 1), ("relu", 2), ("sigmoid", 1), ("sigmoid", 2)]
     assert results["summary"]["relu"]["runs"] == 2 and results["protocol"]["max_epochs"] == 1
     assert (tmp_path / "FashionMNIST_relu_seed2.tar").exists()
     table = format_table(results["summary"])
