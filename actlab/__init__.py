@@ -5,6 +5,7 @@ The names follow the source tutorial, so the notebooks and the article read side
 
 from actlab.activations import (
     ActivationFunction,
+    Param,
     act_fn_by_name,
     activation_curve,
     get_activation,
@@ -21,6 +22,7 @@ __all__ = [
     "BaseNetwork",
     "CheckpointError",
     "History",
+    "Param",
     "act_fn_by_name",
     "activation_curve",
     "get_activation",

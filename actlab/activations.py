@@ -35,6 +35,8 @@ class ActivationFunction(nn.Module):
     """
 
     params: dict[str, Param] = {}
+    cost: str = ""
+    """What one evaluation costs, in words, for the properties table."""
 
     def __init__(self, **kwargs: float) -> None:
         super().__init__()
@@ -106,6 +108,8 @@ def stable_softplus(x: torch.Tensor) -> torch.Tensor:
 class Sigmoid(ActivationFunction):
     r"""$\sigma(x) = \frac{1}{1 + e^{-x}}$"""
 
+    cost = "one exp"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return stable_sigmoid(x)
 
@@ -115,6 +119,8 @@ class Sigmoid(ActivationFunction):
 
 class Tanh(ActivationFunction):
     r"""$\tanh(x) = \frac{e^{x} - e^{-x}}{e^{x} + e^{-x}}$"""
+
+    cost = "one exp"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return stable_tanh(x)
@@ -126,6 +132,8 @@ class Tanh(ActivationFunction):
 class ReLU(ActivationFunction):
     r"""$\mathrm{ReLU}(x) = \max(0, x)$"""
 
+    cost = "one comparison"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.where(x > 0, x, torch.zeros_like(x))
 
@@ -135,6 +143,8 @@ class ReLU(ActivationFunction):
 
 class LeakyReLU(ActivationFunction):
     r"""$\mathrm{LeakyReLU}(x) = \max(\alpha x, x)$"""
+
+    cost = "a comparison, a multiply"
 
     params = {"alpha": Param(0.1, 0.0, 1.0)}
 
@@ -147,6 +157,8 @@ class LeakyReLU(ActivationFunction):
 
 class ELU(ActivationFunction):
     r"""$\mathrm{ELU}(x) = x$ for $x > 0$, $\alpha (e^{x} - 1)$ otherwise"""
+
+    cost = "a comparison, one exp"
 
     params = {"alpha": Param(1.0, 0.0, 3.0)}
 
@@ -161,6 +173,8 @@ class ELU(ActivationFunction):
 class Swish(ActivationFunction):
     r"""$\mathrm{Swish}(x) = x \, \sigma(x)$"""
 
+    cost = "one exp, a multiply"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * stable_sigmoid(x)
 
@@ -170,6 +184,8 @@ class Swish(ActivationFunction):
 
 class GELU(ActivationFunction):
     r"""$\mathrm{GELU}(x) = x \, \Phi(x) = \frac{x}{2} \left(1 + \mathrm{erf}(x / \sqrt{2})\right)$"""
+
+    cost = "one erf, a multiply"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return 0.5 * x * torch.erfc(-x / math.sqrt(2))
@@ -181,6 +197,8 @@ class GELU(ActivationFunction):
 class Mish(ActivationFunction):
     r"""$\mathrm{Mish}(x) = x \tanh(\ln(1 + e^{x}))$"""
 
+    cost = "two exp, a log, a multiply"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * stable_tanh(stable_softplus(x))
 
@@ -190,6 +208,8 @@ class Mish(ActivationFunction):
 
 class Softplus(ActivationFunction):
     r"""$\mathrm{Softplus}(x) = \frac{1}{\beta} \ln(1 + e^{\beta x})$"""
+
+    cost = "one exp, a log"
 
     params = {"beta": Param(1.0, 0.1, 5.0, positive=True)}
 
@@ -279,3 +299,25 @@ def activation_curve(
     y = act_fn(x)
     (dy,) = torch.autograd.grad(y.sum(), x)
     return Curve(name or getattr(act_fn, "name", "f"), x.detach(), y.detach(), dy)
+
+
+def activation_properties(act_fn: ActivationFunction, x_min: float = -20.0, x_max: float = 20.0) -> dict:
+    """Measured shape properties of an activation on [x_min, x_max], for the properties table."""
+    curve = activation_curve(act_fn, x_min, x_max, steps=40_001)
+    x, y, dy = curve.x.double(), curve.y.double(), curve.dy.double()
+    step = (x_max - x_min) / (len(x) - 1)
+    negative = x < -1
+    density = torch.exp(-(x**2) / 2) / math.sqrt(2 * math.pi)
+    mean_output = torch.trapezoid(y * density, x).item()
+    return {
+        "activation": curve.name,
+        f"range on [{x_min:g}, {x_max:g}]": f"[{y.min().item():.3g}, {y.max().item():.3g}]",
+        "max derivative": round(dy.max().item(), 3),
+        "mean output, x ~ N(0, 1)": round(mean_output, 3) + 0.0,
+        "zero-centred": abs(mean_output) < 0.05,
+        "monotonic": bool((y.diff() >= 0).all()),
+        "smooth": bool(dy.diff().abs().max() < 100 * step),
+        "dead region (x < -1)": bool((dy[negative].abs() < 1e-6).all()),
+        "cost": act_fn.cost,
+    }
+

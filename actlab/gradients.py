@@ -36,10 +36,39 @@ def weight_gradients(net: nn.Module, imgs: torch.Tensor, labels: torch.Tensor) -
     return grads
 
 
-def fresh_network(activation: str, hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, seed: int = SEED) -> BaseNetwork:
+INITS = {
+    "default": "PyTorch's default: U(±1/sqrt(fan_in))",
+    "he": "He (Kaiming) normal for ReLU: N(0, 2/fan_in)",
+    "glorot": "Glorot (Xavier) uniform: U(±sqrt(6/(fan_in+fan_out)))",
+}
+"""The weight initializations that ``fresh_network`` offers, with their formulas."""
+
+
+def initialize(net: nn.Module, init: str) -> nn.Module:
+    """Re-draw every linear layer's weights with ``init`` (one of ``INITS``) and zero its biases.
+
+    ``"default"`` leaves PyTorch's own initialization untouched.
+    """
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, not {init!r}")
+    if init == "default":
+        return net
+    for module in net.modules():
+        if isinstance(module, nn.Linear):
+            if init == "he":
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            else:
+                nn.init.xavier_uniform_(module.weight)
+            nn.init.zeros_(module.bias)
+    return net
+
+
+def fresh_network(
+    activation: str, hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, seed: int = SEED, init: str = "default"
+) -> BaseNetwork:
     """A newly initialized ``BaseNetwork``, seeded so that every activation starts from the same draw."""
     settings.set_seed(seed)
-    return BaseNetwork(get_activation(activation), hidden_sizes=list(hidden_sizes))
+    return initialize(BaseNetwork(get_activation(activation), hidden_sizes=list(hidden_sizes)), init)
 
 
 def gradient_scales(grads: dict[str, np.ndarray]) -> list[float]:
@@ -53,13 +82,11 @@ def gradient_overview(
     labels: torch.Tensor,
     hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES,
     seed: int = SEED,
+    init: str = "default",
 ) -> dict[str, list[float]]:
     """Per activation, the gradient scale of every layer of a freshly initialized network."""
-    device = imgs.device
-    return {
-        name: gradient_scales(weight_gradients(fresh_network(name, hidden_sizes, seed).to(device), imgs, labels))
-        for name in activations
-    }
+    nets = {name: fresh_network(name, hidden_sizes, seed, init).to(imgs.device) for name in activations}
+    return {name: gradient_scales(weight_gradients(net, imgs, labels)) for name, net in nets.items()}
 
 
 def depth_sweep(
@@ -69,10 +96,11 @@ def depth_sweep(
     labels: torch.Tensor,
     width: int = 256,
     seed: int = SEED,
+    init: str = "default",
 ) -> dict[str, dict[int, list[float]]]:
     """Per activation and number of hidden layers (each ``width`` wide), the gradient scale of every layer."""
     depths = list(depths)
     return {
-        name: {depth: gradient_overview([name], imgs, labels, [width] * depth, seed)[name] for depth in depths}
+        name: {depth: gradient_overview([name], imgs, labels, [width] * depth, seed, init)[name] for depth in depths}
         for name in activations
     }

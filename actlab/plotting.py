@@ -143,16 +143,18 @@ def plot_gradient_overview(scales: Mapping[str, Sequence[float]], title: str = "
     return fig
 
 
-def plot_depth_trend(sweep: Mapping[str, Mapping[int, Sequence[float]]]) -> Figure:
-    """Input-layer gradient scale against depth: how far the signal still reaches the first layer."""
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    for name, by_depth in sweep.items():
-        depths = sorted(by_depth)
-        ax.plot(depths, [by_depth[d][0] for d in depths], marker="o", linewidth=2, label=name)
-    ax.set(yscale="log", xlabel="hidden layers", ylabel="std of the input layer's weight gradient",
-           title="Gradient reaching the input layer, by depth")
-    ax.legend(ncol=2, fontsize=9)
-    ax.grid(alpha=0.3, which="both")
+def plot_depth_trend(sweeps: Mapping[str, Mapping[str, Mapping[int, Sequence[float]]]]) -> Figure:
+    """Input-layer gradient scale against depth, one panel per initialization, one line per activation."""
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(6.5 * len(sweeps), 4.5), sharey=True, squeeze=False)
+    for ax, (init, sweep) in zip(axes.flat, sweeps.items()):
+        for name, by_depth in sweep.items():
+            depths = sorted(by_depth)
+            ax.plot(depths, [by_depth[d][0] for d in depths], marker="o", linewidth=2, label=name)
+        ax.set(yscale="log", xlabel="hidden layers (256 units each)", title=f"initialization: {init}")
+        ax.grid(alpha=0.3, which="both")
+    axes.flat[0].set_ylabel("std of the input layer's weight gradient")
+    axes.flat[-1].legend(ncol=2, fontsize=9)
+    fig.suptitle("Gradient reaching the input layer, by depth", fontsize=14)
     fig.tight_layout()
     return fig
 
@@ -197,3 +199,13 @@ def plot_seed_summary(results: dict) -> Figure:
     fig.suptitle(f"Test accuracy over {seeds} seeds: mean ± std (bars) and each seed (dots)", fontsize=13)
     fig.tight_layout()
     return fig
+
+
+def visualize_gradients(net, color: str = "C0", data=None) -> Figure:
+    """The source's function: gradients of the first training batch through ``net``, drawn as histograms."""
+    from actlab.gradients import first_batch, weight_gradients
+
+    imgs, labels = first_batch(data)
+    device = next(net.parameters()).device
+    grads = weight_gradients(net, imgs.to(device), labels.to(device))
+    return plot_gradient_histograms(grads, net.config["act_fn"]["name"], color=color)

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from actlab import plotting
 from actlab.activations import act_fn_by_name, activation_curve, get_activation
-from actlab.gradients import fresh_network, gradient_overview, weight_gradients
+from actlab.gradients import INITS, fresh_network, gradient_overview, weight_gradients
 
 
 class PlotWidget:
@@ -126,15 +126,18 @@ class DepthExplorer(PlotWidget):
         self.imgs, self.labels, self.width = imgs, labels, width
         self.names = list(activations or act_fn_by_name)
         self.depth = w.IntSlider(value=depth, min=1, max=16, description="hidden layers")
-        super().__init__([self.depth])
+        self.init = w.Dropdown(options=[(text, key) for key, text in INITS.items()], value="default",
+                               description="init", layout=w.Layout(width="420px"))
+        super().__init__([self.depth, self.init])
         self.update()
 
     def compute(self) -> dict[str, list[float]]:
-        return gradient_overview(self.names, self.imgs, self.labels, [self.width] * self.depth.value)
+        return gradient_overview(self.names, self.imgs, self.labels, [self.width] * self.depth.value,
+                                 init=self.init.value)
 
     def draw(self, data: dict[str, list[float]]) -> Figure:
         return plotting.plot_gradient_overview(
-            data, f"Gradient scale per layer, {self.depth.value} hidden layers of {self.width} units")
+            data, f"Gradient scale per layer: {self.depth.value} hidden layers of {self.width}, {self.init.value} init")
 
 
 class CurveChooser(PlotWidget):

@@ -63,3 +63,21 @@ def test_depth_sweep_shape(batch):
     sweep = depth_sweep(["tanh"], [1, 3], *batch, width=32)
     assert sorted(sweep["tanh"]) == [1, 3]
     assert [len(v) for v in sweep["tanh"].values()] == [2, 4]
+
+
+def test_initializations():
+    default = fresh_network("relu")
+    he = fresh_network("relu", init="he")
+    glorot = fresh_network("relu", init="glorot")
+    assert he.layers[0].weight.std().item() == pytest.approx((2 / 784) ** 0.5, rel=0.02)
+    assert glorot.layers[0].weight.abs().max().item() <= (6 / (784 + 512)) ** 0.5
+    assert default.layers[0].weight.std().item() == pytest.approx((1 / (3 * 784)) ** 0.5, rel=0.02)
+    assert not he.layers[0].bias.any()
+    with pytest.raises(ValueError, match="init must be one of default, he, glorot"):
+        fresh_network("relu", init="lecun")
+
+
+def test_he_init_keeps_relu_gradients_in_deep_networks(batch):
+    default = gradient_overview(["relu"], *batch, hidden_sizes=[256] * 12)["relu"]
+    he = gradient_overview(["relu"], *batch, hidden_sizes=[256] * 12, init="he")["relu"]
+    assert he[-1] / he[0] < 100 < default[-1] / default[0]

@@ -87,6 +87,10 @@ def test_depth_explorer_follows_the_slider(batch):
     explorer.depth.value = 6
     assert len(explorer.data["relu"]) == 7
     assert "6 hidden layers" in explorer.figure.axes[0].get_title()
+    default_input = explorer.data["relu"][0]
+    explorer.init.value = "he"
+    assert explorer.data["relu"][0] > 10 * default_input
+    assert "he init" in explorer.figure.axes[0].get_title()
 
 
 def test_curve_chooser_follows_the_boxes():
