@@ -157,7 +157,7 @@ def train_model(
 
     opt = make_optimizer(net, optimizer, lr, momentum)
     loader = data.train.loader(batch_size, shuffle=True, drop_last=True, seed=seed)
-    history = History(model_name, stop_reason="max_epochs")
+    history = History(model_name, stop_reason="running")
     start = time.perf_counter()
     bar = tqdm(range(1, max_epochs + 1), desc=model_name, unit="epoch", disable=not progress)
     try:
@@ -191,6 +191,8 @@ def train_model(
         )
     finally:
         bar.close()
+    if history.stop_reason == "running":
+        history.stop_reason = "max_epochs"
     history.wall_time = time.perf_counter() - start
     save_history(history, model_path)
     if history.best_epoch:

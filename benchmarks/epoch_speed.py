@@ -1,0 +1,125 @@
+"""One training epoch of BaseNetwork(ReLU) on the 50,000 training images, three ways, side by side.
+
+(a) actlab's loop: in-memory normalized tensors served by ``TensorLoader``;
+(b) the source's loop: torchvision's dataset, per-image PIL transforms, through a ``DataLoader``;
+(c) the floor: only the matrix multiplications of the same epoch (forward and backward GEMMs of the
+    same shapes, without autograd, activations, loss or optimizer).
+
+The three are run in turns, several rounds, and the median of each is compared, so that a noisy
+machine slows all of them alike. Then, with ``--memory``, each notebook is executed in full mode in
+a fresh kernel and its peak resident memory is reported (Binder offers 1-2 GB).
+
+Usage: python benchmarks/epoch_speed.py [--rounds 3] [--memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from actlab import BaseNetwork, get_activation, load_fashion_mnist, set_seed
+from actlab.data import torchvision_datasets
+from actlab.network import DEFAULT_HIDDEN_SIZES
+from actlab.training import make_optimizer, train_epoch
+
+BATCH_SIZE = 256
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def fresh_setup():
+    set_seed(0)
+    net = BaseNetwork(get_activation("relu"))
+    return net, make_optimizer(net, "sgd", 1e-2, 0.9)
+
+
+def actlab_epoch(data) -> None:
+    net, opt = fresh_setup()
+    train_epoch(net, data.train.loader(BATCH_SIZE, shuffle=True, drop_last=True), opt)
+
+
+def source_epoch(train_set) -> None:
+    net, opt = fresh_setup()
+    train_epoch(net, DataLoader(train_set, batch_size=BATCH_SIZE, shuffle=True, drop_last=True), opt)
+
+
+def gemm_epoch(batches: int) -> None:
+    sizes = [784, *DEFAULT_HIDDEN_SIZES, 10]
+    weights = [torch.randn(n_out, n_in) * 0.01 for n_in, n_out in itertools.pairwise(sizes)]
+    biases = [torch.zeros(n_out) for n_out in sizes[1:]]
+    x = torch.randn(BATCH_SIZE, sizes[0])
+    for _ in range(batches):
+        inputs = [x]
+        for w, b in zip(weights, biases):
+            inputs.append(torch.addmm(b, inputs[-1], w.t()))
+        grad = torch.randn(BATCH_SIZE, sizes[-1])
+        for layer in reversed(range(len(weights))):
+            grad_w = grad.t() @ inputs[layer]
+            if layer:
+                grad = grad @ weights[layer]
+            del grad_w
+
+
+def timed(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def notebook_peak_memory(notebook: Path) -> float:
+    """Peak resident memory (GB) of the largest process while ``notebook`` runs in full mode."""
+    code = (
+        "import resource, subprocess, sys\n"
+        "subprocess.run([sys.executable, '-m', 'jupyter', 'nbconvert', '--to', 'notebook', '--execute',\n"
+        "                '--stdout', sys.argv[1]], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ACTLAB_QUICK"}
+    command = [sys.executable, "-c", code, str(notebook)]
+    out = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+    return int(out.stdout.strip()) / 1024**2
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--memory", action="store_true", help="also measure each notebook's peak memory")
+    args = parser.parse_args()
+
+    wall = time.perf_counter()
+    data = load_fashion_mnist("cpu", quick=False)
+    train_set = torchvision_datasets()[0]
+    batches = len(data.train) // BATCH_SIZE
+    print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"one epoch: {batches} batches of {BATCH_SIZE}, BaseNetwork(ReLU) 784-512-256-256-128-10, SGD\n")
+
+    runs = {"a": [], "b": [], "c": []}
+    gemm_epoch(10)
+    for round_ in range(1, args.rounds + 1):
+        runs["a"].append(timed(actlab_epoch, data))
+        runs["b"].append(timed(source_epoch, train_set))
+        runs["c"].append(timed(gemm_epoch, batches))
+        print(f"round {round_}: " + "  ".join(f"({k}) {v[-1]:6.2f} s" for k, v in runs.items()))
+    a, b, c = (statistics.median(runs[k]) for k in "abc")
+    print(f"\nmedian seconds per epoch: (a) actlab {a:.2f}   (b) source {b:.2f}   (c) GEMMs only {c:.2f}")
+    print(f"(b)/(a) = {b / a:.1f}   actlab's loop against the source's (target: at least 4)")
+    print(f"(a)/(c) = {a / c:.2f}  actlab's loop against its matrix multiplications (target: at most 1.2)")
+
+    if args.memory:
+        print("\npeak memory of a full-mode run (largest process: the kernel), Binder offers 1-2 GB:")
+        for notebook in sorted(NOTEBOOKS.glob("*.ipynb")):
+            print(f"  {notebook.name:32} {notebook_peak_memory(notebook):.2f} GB")
+    print(f"\nwall time of the whole comparison: {time.perf_counter() - wall:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
