@@ -18,7 +18,7 @@ data: $(STAMP)
 	$(BIN)/python -m actlab data
 
 lab: data
-	$(BIN)/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir=notebooks notebooks/01_activation_functions.ipynb
+	$(BIN)/jupyter lab --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) --ServerApp.root_dir=notebooks
 
 test: data
 	$(BIN)/ruff check .

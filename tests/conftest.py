@@ -43,3 +43,11 @@ def small_data() -> FashionMNISTData:
     """A few real images per split, on the CPU: enough to train for a couple of epochs in a second."""
     full = load_fashion_mnist("cpu", quick=True)
     return FashionMNISTData(full.train.head(1024), full.val.head(512), full.test.head(512))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can tell whether the test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -1,0 +1,175 @@
+"""The widgets in a real browser: JupyterLab on 127.0.0.1, driven through Chromium by Playwright.
+
+nbval executes the notebooks but renders nothing; this test checks that a learner actually sees the
+widgets and that the plots follow the controls. On failure, screenshots go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+RUN_TIMEOUT_MS = 120_000
+RUN_ALL_WHEN_CONNECTED = """async () => {
+    const notebook = window.jupyterapp.shell.currentWidget;
+    await notebook.context.ready;
+    await notebook.sessionContext.ready;
+    const connected = () => notebook.sessionContext.session?.kernel?.connectionStatus === "connected";
+    while (!connected()) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    await window.jupyterapp.commands.execute("notebook:run-all-cells");
+}"""
+
+
+def require_tools() -> None:
+    missing = []
+    if not CHROMIUM.exists():
+        missing.append(f"Chromium at {CHROMIUM} (sudo apt-get install chromium)")
+    for module, package in (("playwright", "playwright"), ("jupyterlab", "jupyterlab")):
+        if importlib.util.find_spec(module) is None:
+            missing.append(f"the Python package {package} (pip install -r requirements.txt)")
+    if missing:
+        pytest.fail("The browser test needs " + " and ".join(missing) + ".", pytrace=False)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on a copy of the notebooks, so that autosave never touches the originals."""
+    require_tools()
+    home = tmp_path_factory.mktemp("lab")
+    notebooks = home / "notebooks"
+    shutil.copytree(ROOT / "notebooks", notebooks, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    settings = home / "settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    port, token = free_port(), secrets.token_hex(16)
+    log = (home / "jupyterlab.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={notebooks}",
+         "--LabApp.expose_app_in_browser=True", f"--LabApp.workspaces_dir={home / 'workspaces'}",
+         f"--LabApp.user_settings_dir={home / 'settings'}"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not start; see {home / 'jupyterlab.log'}", pytrace=False)
+                time.sleep(0.5)
+        yield url, token
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+@pytest.fixture
+def page(lab, request):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(RUN_TIMEOUT_MS)
+        try:
+            yield page
+        finally:
+            report = getattr(request.node, "rep_call", None)
+            if report is None or report.failed:
+                ARTIFACTS.mkdir(exist_ok=True)
+                with contextlib.suppress(Exception):
+                    page.screenshot(path=ARTIFACTS / f"{request.node.name}.png", full_page=True)
+            browser.close()
+
+
+def open_and_run(page, lab, notebook: str) -> None:
+    url, token = lab
+    workspace = notebook.removesuffix(".ipynb")
+    page.goto(f"{url}/lab/workspaces/{workspace}/tree/{notebook}?reset&token={token}")
+    page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')")
+    page.evaluate(RUN_ALL_WHEN_CONNECTED)
+
+
+def image_of(widget) -> str:
+    return widget.locator(".widget-output img").first.get_attribute("src", timeout=RUN_TIMEOUT_MS)
+
+
+def wait_for_new_image(widget, before: str) -> str:
+    from playwright.sync_api import expect
+
+    expect(widget.locator(".widget-output img").first).not_to_have_attribute("src", before, timeout=30_000)
+    return image_of(widget)
+
+
+def nudge_slider(widget, label: str, presses: int = 5) -> None:
+    slider = widget.locator(".widget-slider", has=widget.page.locator(".widget-label", has_text=label)).first
+    handle = slider.locator(".noUi-handle").first
+    handle.focus()
+    for _ in range(presses):
+        handle.press("ArrowRight")
+
+
+def widget_with(page, selector: str):
+    """The first widget box whose controls include ``selector``, once it has drawn its plot."""
+    box = page.locator(".jp-OutputArea-output .widget-vbox", has=page.locator(selector)).first
+    box.locator(".widget-output img").first.wait_for(state="attached")
+    box.scroll_into_view_if_needed()
+    return box
+
+
+def test_activation_explorer_responds(page, lab):
+    open_and_run(page, lab, "01_activation_functions.ipynb")
+    explorer = widget_with(page, ".widget-dropdown select")
+    first = image_of(explorer)
+    explorer.locator(".widget-dropdown select").select_option(label="elu")
+    after_dropdown = wait_for_new_image(explorer, first)
+    nudge_slider(explorer, "alpha")
+    wait_for_new_image(explorer, after_dropdown)
+
+
+def test_gradient_widgets_respond(page, lab):
+    open_and_run(page, lab, "03_gradient_flow.ipynb")
+    histograms = widget_with(page, ".widget-dropdown select")
+    first = image_of(histograms)
+    histograms.locator(".widget-dropdown select").select_option(label="relu")
+    wait_for_new_image(histograms, first)
+    depth = widget_with(page, ".widget-slider .noUi-handle")
+    before = image_of(depth)
+    nudge_slider(depth, "hidden layers", presses=2)
+    wait_for_new_image(depth, before)
