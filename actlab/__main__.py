@@ -34,7 +34,11 @@ def _compare(args: argparse.Namespace) -> int:
         args.activations, seeds, args.out / "checkpoints",
         max_epochs=args.epochs, patience=args.patience, batch_size=args.batch_size, lr=args.lr,
     )
-    results["command"] = "python -m actlab compare " + " ".join(sys.argv[2:])
+    results["command"] = (
+        f"python -m actlab compare --activations {' '.join(args.activations)} --seeds {args.seeds} "
+        f"--first-seed {args.first_seed} --epochs {args.epochs} --patience {args.patience} "
+        f"--batch-size {args.batch_size} --lr {args.lr} --out {args.out}"
+    )
     save_results(results, args.out / "results.json")
     fig = plot_seed_summary(results)
     fig.savefig(args.out / "results.png", dpi=120, bbox_inches="tight")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 import statistics
 import time
@@ -20,6 +21,11 @@ from actlab.training import train_model
 
 FAILED_BELOW = 0.2
 """A run whose test accuracy stays below this has not learned (chance is 10%)."""
+
+SOURCE_TEST_ACCURACY = {
+    "sigmoid": 0.1000, "tanh": 0.8759, "relu": 0.8862, "leakyrelu": 0.8892, "elu": 0.8727, "swish": 0.8873,
+}
+"""The test accuracies that the source article reports, one seed each."""
 
 
 def run_name(activation: str, seed: int) -> str:
@@ -102,3 +108,20 @@ def format_table(summary: dict) -> str:
             f"{name:<12}{row['runs']:>5}{row['mean']:>9.2%}{row['std']:>8.2%}{row['min']:>9.2%}{row['max']:>9.2%}{row['failed']:>8}"
         )
     return "\n".join(lines)
+
+
+def mean_differences(summary: dict, reference: str) -> list[dict]:
+    """Each activation's mean test accuracy minus ``reference``'s, with the standard error of that difference.
+
+    A difference smaller than about twice its standard error is within the noise between seeds.
+    """
+    ref = summary[reference]
+    rows = []
+    for name, row in summary.items():
+        if name == reference:
+            continue
+        stderr = math.sqrt(row["std"] ** 2 / row["runs"] + ref["std"] ** 2 / ref["runs"])
+        diff = row["mean"] - ref["mean"]
+        rows.append({"activation": name, "difference": diff, "standard error": stderr,
+                     "beyond seed noise": abs(diff) > 2 * stderr})
+    return rows

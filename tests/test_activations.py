@@ -158,3 +158,14 @@ def test_curve_has_autograd_derivative():
     assert relu.dy.tolist() == [0, 0, 0, 1, 1]
     with pytest.raises(ValueError, match="x_min must be below x_max"):
         activation_curve(torch.relu, 1, 1)
+
+
+def test_properties_table():
+    rows = {name: activations.activation_properties(get_activation(name)) for name in NAMES}
+    assert rows["sigmoid"]["max derivative"] == 0.25 and not rows["sigmoid"]["zero-centred"]
+    assert rows["tanh"]["zero-centred"] and rows["tanh"]["mean output, x ~ N(0, 1)"] == 0.0
+    assert rows["relu"]["dead region (x < -1)"] and not rows["relu"]["smooth"]
+    assert not rows["leakyrelu"]["dead region (x < -1)"]
+    assert rows["elu"]["smooth"] and rows["swish"]["max derivative"] == pytest.approx(1.1, abs=1e-3)
+    assert not rows["swish"]["monotonic"] and rows["softplus"]["monotonic"]
+    assert rows["relu"]["mean output, x ~ N(0, 1)"] == pytest.approx(1 / (2 * 3.14159265) ** 0.5, abs=1e-3)

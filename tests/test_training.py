@@ -7,7 +7,7 @@ import torch
 from actlab import training
 from actlab.activations import get_activation
 from actlab.checkpoints import load_model
-from actlab.compare import compare_activations, format_table, summarize
+from actlab.compare import compare_activations, format_table, mean_differences, summarize
 from actlab.network import BaseNetwork
 from actlab.settings import set_seed
 from actlab.training import History, evaluate, load_history, train_model
@@ -134,3 +134,13 @@ def test_compare_activations(tmp_path, small_data):
     assert (tmp_path / "FashionMNIST_relu_seed2.tar").exists()
     table = format_table(results["summary"])
     assert table.splitlines()[0].split() == ["activation", "runs", "mean", "std", "min", "max", "failed"]
+
+
+def test_mean_differences_against_a_reference():
+    summary = {"relu": {"mean": 0.88, "std": 0.003, "runs": 5}, "elu": {"mean": 0.87, "std": 0.004, "runs": 5},
+               "tanh": {"mean": 0.881, "std": 0.004, "runs": 5}}
+    rows = {row["activation"]: row for row in mean_differences(summary, "relu")}
+    assert set(rows) == {"elu", "tanh"}
+    assert rows["elu"]["difference"] == pytest.approx(-0.01)
+    assert rows["elu"]["standard error"] == pytest.approx((0.003**2 / 5 + 0.004**2 / 5) ** 0.5)
+    assert rows["elu"]["beyond seed noise"] and not rows["tanh"]["beyond seed noise"]
