@@ -17,7 +17,7 @@ from actlab import settings
 from actlab.activations import get_activation
 from actlab.data import FashionMNISTData, load_fashion_mnist
 from actlab.network import BaseNetwork
-from actlab.training import train_model
+from actlab.training import History, load_history, train_model
 
 FAILED_BELOW = 0.2
 """A run whose test accuracy stays below this has not learned (chance is 10%)."""
@@ -125,3 +125,13 @@ def mean_differences(summary: dict, reference: str) -> list[dict]:
         rows.append({"activation": name, "difference": diff, "standard error": stderr,
                      "beyond seed noise": abs(diff) > 2 * stderr})
     return rows
+
+
+def load_run_histories(folder: Path, activation: str) -> dict[str, History]:
+    """The training history of every seed of ``activation`` in a comparison's output folder, by seed."""
+    results = load_results(Path(folder) / "results.json")
+    return {
+        f"seed {run['seed']}": load_history(Path(folder) / "checkpoints", run_name(activation, run["seed"]))
+        for run in results["runs"]
+        if run["activation"] == activation
+    }

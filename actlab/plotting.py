@@ -180,21 +180,24 @@ def plot_seed_summary(results: dict) -> Figure:
     summary, runs = results["summary"], results["runs"]
     names = list(summary)
     fig, axes = plt.subplots(1, 2, figsize=(13, 4))
-    for ax in axes:
+    learned = [name for name in names if summary[name]["failed"] == 0]
+    for ax, shown in zip(axes, (names, learned)):
         for i, name in enumerate(names):
+            if name not in shown:
+                continue
             row = summary[name]
             accs = [100 * r["test_acc"] for r in runs if r["activation"] == name and r["test_acc"] is not None]
             ax.bar(i, 100 * row["mean"], yerr=100 * row["std"], capsize=6, color=f"C{i}", alpha=0.6)
             ax.scatter(i + np.linspace(-0.15, 0.15, len(accs)), accs, color="black", s=12, zorder=3)
-        ax.set_xticks(range(len(names)), names)
+        ax.set_xticks([names.index(name) for name in shown], shown)
         ax.grid(axis="y", alpha=0.3)
-    good = [100 * r["test_acc"] for r in runs if r["test_acc"] is not None and r["test_acc"] >= 0.2]
+    good = [100 * r["test_acc"] for r in runs if r["activation"] in learned and r["test_acc"] is not None]
     axes[0].axhline(100 * CHANCE, color="gray", linestyle=":", label="chance (10%)")
     axes[0].set(ylabel="test accuracy (%)", ylim=(0, 100), title="All activations")
     axes[0].legend(loc="lower right")
     if good:
         axes[1].set_ylim(min(good) - 0.5, max(good) + 0.5)
-    axes[1].set(ylabel="test accuracy (%)", title="Zoomed in on the runs that learned")
+    axes[1].set(ylabel="test accuracy (%)", title="Zoomed in: the activations that learned on every seed")
     seeds = len(results["protocol"]["seeds"])
     fig.suptitle(f"Test accuracy over {seeds} seeds: mean ± std (bars) and each seed (dots)", fontsize=13)
     fig.tight_layout()

@@ -150,7 +150,7 @@ def train_model(
     model_path = Path(model_path or settings.checkpoint_path())
     data = data or load_fashion_mnist()
     if checkpoint_exists(model_path, model_name) and not overwrite:
-        print(f"{model_name}: checkpoint found in {model_path}, skipping training.")
+        print(f"{model_name}: checkpoint found, skipping training (overwrite=True retrains).")
         load_model(model_path, model_name, net=net)
         history = load_history(model_path, model_name) or History(model_name, stop_reason="loaded")
         history.test_acc = evaluate(net, data.test)[1]
@@ -195,8 +195,8 @@ def train_model(
     if history.stop_reason == "running":
         history.stop_reason = "max_epochs"
     history.wall_time = time.perf_counter() - start
-    save_history(history, model_path)
     if history.best_epoch:
         load_model(model_path, model_name, net=net)
         history.test_acc = evaluate(net, data.test)[1]
+    save_history(history, model_path)
     return history

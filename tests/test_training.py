@@ -7,7 +7,14 @@ import torch
 from actlab import training
 from actlab.activations import get_activation
 from actlab.checkpoints import load_model
-from actlab.compare import compare_activations, format_table, mean_differences, summarize
+from actlab.compare import (
+    compare_activations,
+    format_table,
+    load_run_histories,
+    mean_differences,
+    save_results,
+    summarize,
+)
 from actlab.network import BaseNetwork
 from actlab.settings import set_seed
 from actlab.training import History, evaluate, load_history, train_model
@@ -127,11 +134,15 @@ def test_summary_counts_failures():
 
 
 def test_compare_activations(tmp_path, small_data):
-    results = compare_activations(["relu", "sigmoid"], [1, 2], tmp_path, data=small_data, progress=False, max_epochs=1)
+    results = compare_activations(["relu", "sigmoid"], [1, 2], tmp_path / "checkpoints", data=small_data,
+                                  progress=False, max_epochs=1)
     runs = [(r["activation"], r["seed"]) for r in results["runs"]]
     assert runs == [("relu", 1), ("relu", 2), ("sigmoid", 1), ("sigmoid", 2)]
     assert results["summary"]["relu"]["runs"] == 2 and results["protocol"]["max_epochs"] == 1
-    assert (tmp_path / "FashionMNIST_relu_seed2.tar").exists()
+    assert (tmp_path / "checkpoints" / "FashionMNIST_relu_seed2.tar").exists()
+    save_results(results, tmp_path / "results.json")
+    histories = load_run_histories(tmp_path, "sigmoid")
+    assert list(histories) == ["seed 1", "seed 2"] and histories["seed 2"].epochs == 1
     table = format_table(results["summary"])
     assert table.splitlines()[0].split() == ["activation", "runs", "mean", "std", "min", "max", "failed"]
 
@@ -144,3 +155,8 @@ def test_mean_differences_against_a_reference():
     assert rows["elu"]["difference"] == pytest.approx(-0.01)
     assert rows["elu"]["standard error"] == pytest.approx((0.003**2 / 5 + 0.004**2 / 5) ** 0.5)
     assert rows["elu"]["beyond seed noise"] and not rows["tanh"]["beyond seed noise"]
+
+
+def test_stored_history_has_the_test_accuracy(tmp_path, small_data):
+    history = train_model(fresh(), "m", max_epochs=1, model_path=tmp_path, data=small_data, **FAST)
+    assert load_history(tmp_path, "m").test_acc == history.test_acc is not None
