@@ -33,15 +33,20 @@ def run_name(activation: str, seed: int) -> str:
     return f"FashionMNIST_{activation}_seed{seed}"
 
 
-def summarize(accuracies: Sequence[float]) -> dict:
-    """Mean, sample standard deviation, minimum, maximum and failure count of test accuracies."""
+def summarize(accuracies: Sequence[float | None]) -> dict:
+    """Mean, sample standard deviation, minimum, maximum and failure count of test accuracies.
+
+    A run without a test accuracy (it diverged before its first epoch ended) counts as failed.
+    """
+    measured = [acc for acc in accuracies if acc is not None]
+    nan = float("nan")
     return {
         "runs": len(accuracies),
-        "mean": statistics.fmean(accuracies),
-        "std": statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0,
-        "min": min(accuracies),
-        "max": max(accuracies),
-        "failed": sum(acc < FAILED_BELOW for acc in accuracies),
+        "mean": statistics.fmean(measured) if measured else nan,
+        "std": statistics.stdev(measured) if len(measured) > 1 else 0.0,
+        "min": min(measured, default=nan),
+        "max": max(measured, default=nan),
+        "failed": len(accuracies) - sum(acc >= FAILED_BELOW for acc in measured),
     }
 
 
@@ -74,7 +79,7 @@ def compare_activations(
             "epochs": history.epochs, "wall_time": history.wall_time, "stop_reason": history.stop_reason,
         })
     summary = {
-        name: summarize([run["test_acc"] for run in runs if run["activation"] == name and run["test_acc"] is not None])
+        name: summarize([run["test_acc"] for run in runs if run["activation"] == name])
         for name in activations
     }
     return {

@@ -46,7 +46,7 @@ def plot_derivative_overlay(curves: Sequence[Curve]) -> Figure:
     for curve in curves:
         ax.plot(curve.x, curve.dy, linewidth=2, label=curve.name)
     ax.axhline(0.25, color="gray", linestyle=":", linewidth=1)
-    ax.annotate("sigmoid's maximum slope: 1/4", xy=(curve.x[0].item(), 0.25), xytext=(4, 4),
+    ax.annotate("sigmoid's maximum slope: 1/4", xy=(curves[0].x[0].item(), 0.25), xytext=(4, 4),
                 textcoords="offset points", color="gray")
     ax.axhline(1.0, color="gray", linestyle=":", linewidth=1)
     ax.set(title="Derivatives of the activation functions", xlabel="x", ylabel="f'(x)")

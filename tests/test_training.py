@@ -160,3 +160,9 @@ def test_mean_differences_against_a_reference():
 def test_stored_history_has_the_test_accuracy(tmp_path, small_data):
     history = train_model(fresh(), "m", max_epochs=1, model_path=tmp_path, data=small_data, **FAST)
     assert load_history(tmp_path, "m").test_acc == history.test_acc is not None
+
+
+def test_summary_of_runs_without_accuracy():
+    summary = summarize([None, 0.85])
+    assert summary["runs"] == 2 and summary["failed"] == 1 and summary["mean"] == 0.85
+    assert math.isnan(summarize([None])["mean"])
