@@ -53,8 +53,8 @@ class PlotWidget:
         display(self.widget)
 
 
-def _activation_dropdown(value: str, names: Sequence[str] | None = None) -> w.Dropdown:
-    options = list(names or act_fn_by_name)
+def _activation_dropdown(value: str) -> w.Dropdown:
+    options = list(act_fn_by_name)
     return w.Dropdown(options=options, value=value if value in options else options[0], description="activation")
 
 
