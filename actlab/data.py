@@ -122,8 +122,7 @@ def _download(root: Path) -> None:
         FashionMNIST(root=str(root), train=train, download=True)
 
 
-def _all_present(folder: Path) -> bool:
-    return all((folder / name).is_file() for pair in FILES.values() for name in pair)
+ALL_FILES = tuple(name for pair in FILES.values() for name in pair)
 
 
 def ensure_fashion_mnist(
@@ -135,11 +134,10 @@ def ensure_fashion_mnist(
     """
     root = Path(root or settings.data_dir())
     folder = raw_dir(root)
-    if _all_present(folder):
+    if all((folder / name).is_file() for name in ALL_FILES):
         return folder
-    names = [name for pair in FILES.values() for name in pair]
-    if all((system_dir / f"{name}.gz").is_file() for name in names):
-        for name in names:
+    if all((system_dir / f"{name}.gz").is_file() for name in ALL_FILES):
+        for name in ALL_FILES:
             if not (folder / name).is_file():
                 _unpack(system_dir / f"{name}.gz", folder / name)
         return folder
@@ -158,7 +156,7 @@ def ensure_fashion_mnist(
         "Get the data in one of three ways:\n"
         "  - install the system copy: sudo apt-get install dataset-fashion-mnist\n"
         "  - connect to the internet and run again: torchvision downloads it into the data folder\n"
-        f"  - copy the four files ({', '.join(names)}, optionally .gz) into {folder}"
+        f"  - copy the four files ({', '.join(ALL_FILES)}, optionally .gz) into {folder}"
     )
 
 
@@ -218,15 +216,13 @@ class TensorLoader:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.labels)
+        order = None
         if self.shuffle:
-            order = torch.randperm(n, generator=self.generator).to(self.labels.device)
-            for start in range(0, len(self) * self.batch_size, self.batch_size):
-                idx = order[start : start + self.batch_size]
-                yield self.images[idx], self.labels[idx]
-        else:
-            for start in range(0, len(self) * self.batch_size, self.batch_size):
-                yield self.images[start : start + self.batch_size], self.labels[start : start + self.batch_size]
+            order = torch.randperm(len(self.labels), generator=self.generator).to(self.labels.device)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            batch = slice(start, start + self.batch_size)
+            idx = batch if order is None else order[batch]
+            yield self.images[idx], self.labels[idx]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import torch
 from matplotlib.figure import Figure
 
 from actlab.activations import Curve
+from actlab.gradients import first_batch, weight_gradients
 
 CHANCE = 0.1
 
@@ -206,8 +207,6 @@ def plot_seed_summary(results: dict) -> Figure:
 
 def visualize_gradients(net, color: str = "C0", data=None) -> Figure:
     """The source's function: gradients of the first training batch through ``net``, drawn as histograms."""
-    from actlab.gradients import first_batch, weight_gradients
-
     imgs, labels = first_batch(data)
     device = next(net.parameters()).device
     grads = weight_gradients(net, imgs.to(device), labels.to(device))
