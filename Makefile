@@ -1,8 +1,11 @@
 # The commands a user types. Each one sets up what it needs, once.
+# PYTHON picks the interpreter that creates the environment: make lab PYTHON=python3.11
 VENV ?= .venv
 PYTHON ?= python3
+CELL_TIMEOUT ?= 600
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: lab test run data benchmark lint clean
 
@@ -13,23 +16,28 @@ $(STAMP): requirements.txt pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -r requirements.txt
 	touch $@
 
+$(DEV_STAMP): requirements-dev.txt $(STAMP)
+	$(BIN)/python -m pip install -r requirements-dev.txt
+	touch $@
+
 data: $(STAMP)
 	$(BIN)/python -m actlab data
 
 lab: data
 	$(BIN)/jupyter lab --ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root) --ServerApp.root_dir=notebooks
 
-test: data
+test: data $(DEV_STAMP)
 	$(BIN)/ruff check .
 	ACTLAB_QUICK=1 $(BIN)/pytest
 
 run: data
-	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=3600 notebooks/*.ipynb
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=$(CELL_TIMEOUT) \
+		--ExecutePreprocessor.record_timing=False notebooks/*.ipynb
 
 benchmark: data
 	$(BIN)/python benchmarks/epoch_speed.py
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 
 clean:
