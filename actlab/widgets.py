@@ -2,34 +2,59 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import io
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping, Sequence
+from html import escape
 
 import ipywidgets as w
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import clear_output, display
 from matplotlib.figure import Figure
 
 from actlab import plotting
 from actlab.activations import act_fn_by_name, activation_curve, get_activation
 from actlab.gradients import INITS, fresh_network, gradient_overview, weight_gradients
 
+CACHE_SIZE = 64
+"""How many computed states a widget keeps, so that going back to one is instant."""
+
+BUSY = "<span style='color: #777'>computing…</span>"
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
 
 class PlotWidget:
-    """A row of controls above an Output that redraws in place whenever a control changes.
+    """A row of controls above an image that is redrawn whenever a control changes.
 
-    ``data`` holds what was last computed and ``figure`` what was last drawn, so tests can
-    change a control's value and check that both followed.
+    Each state of the controls is computed once and cached. ``data`` holds what was last computed
+    and ``figure`` what was last drawn, so tests can change a control's value and check that both
+    followed. An error in a computation is shown under the controls, and the stale plot is hidden.
     """
 
+    usage = "Run this cell in Jupyter to get the controls."
+    """What the widget is and how to use it, shown where widgets cannot be displayed."""
+
     def __init__(self, controls: Sequence[w.Widget]) -> None:
-        self.output = w.Output()
+        self.status = w.HTML()
+        self.image = w.Image(format="png", layout=w.Layout(max_width="100%"))
         self.controls = w.HBox(list(controls), layout=w.Layout(flex_flow="row wrap"))
-        self.widget = w.VBox([self.controls, self.output])
+        self.widget = w.VBox([self.controls, self.status, self.image])
         self.data: object = None
         self.figure: Figure | None = None
+        self.error: str | None = None
+        self._cache: OrderedDict[Hashable, tuple[object, Figure, bytes]] = OrderedDict()
         for control in controls:
             control.observe(self._on_change, names="value")
+
+    def key(self) -> Hashable:
+        """What identifies the current state of the controls."""
+        raise NotImplementedError
 
     def compute(self) -> object:
         raise NotImplementedError
@@ -41,16 +66,36 @@ class PlotWidget:
         self.update()
 
     def update(self) -> None:
-        """Recompute, redraw, and replace the figure in the Output."""
-        self.data = self.compute()
-        self.figure = self.draw(self.data)
-        with self.output:
-            clear_output(wait=True)
-            display(self.figure)
-        plt.close(self.figure)
+        """Show the plot of the current state: from the cache, or computed and drawn now."""
+        key = self.key()
+        if key not in self._cache:
+            self.status.value = BUSY
+            try:
+                data = self.compute()
+                figure = self.draw(data)
+            except Exception as err:  # a student's activation may raise anything
+                self._show_error(err)
+                return
+            self._cache[key] = (data, figure, _png(figure))
+            if len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(key)
+        self.data, self.figure, png = self._cache[key]
+        self.error = None
+        self.image.value = png
+        self.image.layout.display = None
+        self.status.value = ""
 
-    def _ipython_display_(self) -> None:
-        display(self.widget)
+    def _show_error(self, err: Exception) -> None:
+        self.error = f"{type(err).__name__}: {err}"
+        self.data = self.figure = None
+        self.image.layout.display = "none"
+        self.status.value = f"<span style='color: #b00'>Cannot draw this: {escape(self.error)}</span>"
+
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = f"{type(self).__name__}: {self.usage}"
+        return bundle
 
 
 def _activation_dropdown(value: str) -> w.Dropdown:
@@ -58,24 +103,40 @@ def _activation_dropdown(value: str) -> w.Dropdown:
     return w.Dropdown(options=options, value=value if value in options else options[0], description="activation")
 
 
+def _sync_options(dropdown: w.Dropdown) -> None:
+    """Offer every activation registered so far, including those registered after the widget was made."""
+    options = tuple(act_fn_by_name)
+    if tuple(dropdown.options) != options:
+        value = dropdown.value
+        with dropdown.hold_trait_notifications():
+            dropdown.options = options
+            dropdown.value = value if value in options else options[0]
+
+
 class ActivationExplorer(PlotWidget):
     """Pick an activation and its parameters, see the function and its derivative, optionally against torch's."""
 
+    usage = ("pick an activation in the dropdown, move its parameters and the x range, and tick 'overlay torch's "
+             "built-in' to draw torch's own version on top. Run the notebook to use it; the figure below shows "
+             "the states that the text discusses.")
+
     def __init__(self, activation: str = "relu", x_range: tuple[float, float] = (-5.0, 5.0)) -> None:
         self.activation = _activation_dropdown(activation)
-        self.x_range = w.FloatRangeSlider(value=x_range, min=-10, max=10, step=0.5, description="x range")
+        self.x_range = w.FloatRangeSlider(value=x_range, min=-10, max=10, step=0.5, description="x range",
+                                          continuous_update=False)
         self.compare = w.Checkbox(value=False, description="overlay torch's built-in")
         self.param_box = w.VBox()
         self.sliders: dict[str, w.FloatSlider] = {}
         super().__init__([self.activation, self.x_range, self.compare])
-        self.widget.children = (self.controls, self.param_box, self.output)
+        self.widget.children = (self.controls, self.param_box, self.status, self.image)
         self._make_sliders()
         self.update()
 
     def _make_sliders(self) -> None:
         spec = act_fn_by_name[self.activation.value].params
         self.sliders = {
-            key: w.FloatSlider(value=p.default, min=p.low, max=p.high, step=(p.high - p.low) / 100, description=key)
+            key: w.FloatSlider(value=p.default, min=p.low, max=p.high, step=(p.high - p.low) / 100, description=key,
+                               continuous_update=False)
             for key, p in spec.items()
         }
         for slider in self.sliders.values():
@@ -87,9 +148,19 @@ class ActivationExplorer(PlotWidget):
             self._make_sliders()
         self.update()
 
+    def update(self) -> None:
+        _sync_options(self.activation)
+        super().update()
+
+    def key(self) -> Hashable:
+        params = tuple((k, s.value) for k, s in self.sliders.items())
+        return act_fn_by_name[self.activation.value], params, self.x_range.value, self.compare.value
+
     def compute(self) -> dict:
         act_fn = get_activation(self.activation.value, **{k: s.value for k, s in self.sliders.items()})
         x_min, x_max = self.x_range.value
+        if x_min == x_max:
+            raise ValueError(f"the x range is a single point ({x_min:g}); drag its ends apart.")
         builtin = act_fn.builtin() if self.compare.value else None
         return {
             "curve": activation_curve(act_fn, x_min, x_max),
@@ -103,11 +174,21 @@ class ActivationExplorer(PlotWidget):
 class GradientExplorer(PlotWidget):
     """Pick an activation, see the gradient histograms of a freshly initialized network."""
 
+    usage = ("pick an activation in the dropdown to see the gradient histograms of its freshly initialized "
+             "network. Run the notebook to use it; the figures below show sigmoid, tanh and ReLU.")
+
     def __init__(self, imgs: torch.Tensor, labels: torch.Tensor, activation: str = "sigmoid") -> None:
         self.imgs, self.labels = imgs, labels
         self.activation = _activation_dropdown(activation)
         super().__init__([self.activation])
         self.update()
+
+    def update(self) -> None:
+        _sync_options(self.activation)
+        super().update()
+
+    def key(self) -> Hashable:
+        return act_fn_by_name[self.activation.value]
 
     def compute(self) -> dict:
         net = fresh_network(self.activation.value).to(self.imgs.device)
@@ -115,21 +196,27 @@ class GradientExplorer(PlotWidget):
 
     def draw(self, data: dict) -> Figure:
         index = list(act_fn_by_name).index(self.activation.value)
-        return plotting.plot_gradient_histograms(data, self.activation.value, color=f"C{index}")
+        return plotting.plot_gradient_histograms(data, self.activation.value, color=f"C{index % 10}")
 
 
 class DepthExplorer(PlotWidget):
-    """Pick the number of hidden layers, see every activation's gradient scale layer by layer."""
+    """Pick the number of hidden layers and the initialization, see every activation's gradient scale per layer."""
+
+    usage = ("drag 'hidden layers' and pick an initialization to see how the gradient reaching each layer "
+             "changes with depth. Run the notebook to use it; the figure below shows every initialization.")
 
     def __init__(self, imgs: torch.Tensor, labels: torch.Tensor, depth: int = 4, width: int = 256,
                  activations: Sequence[str] | None = None) -> None:
         self.imgs, self.labels, self.width = imgs, labels, width
         self.names = list(activations or act_fn_by_name)
-        self.depth = w.IntSlider(value=depth, min=1, max=16, description="hidden layers")
+        self.depth = w.IntSlider(value=depth, min=1, max=16, description="hidden layers", continuous_update=False)
         self.init = w.Dropdown(options=[(text, key) for key, text in INITS.items()], value="default",
                                description="init", layout=w.Layout(width="420px"))
         super().__init__([self.depth, self.init])
         self.update()
+
+    def key(self) -> Hashable:
+        return self.depth.value, self.init.value
 
     def compute(self) -> dict[str, list[float]]:
         return gradient_overview(self.names, self.imgs, self.labels, [self.width] * self.depth.value,
@@ -143,6 +230,9 @@ class DepthExplorer(PlotWidget):
 class CurveChooser(PlotWidget):
     """Tick which trained models' validation curves to overlay."""
 
+    usage = ("tick the models whose validation curves to overlay. Run the notebook to use it; the figure "
+             "below shows every curve.")
+
     def __init__(self, histories: Mapping[str, object], selected: Sequence[str] | None = None) -> None:
         self.histories = dict(histories)
         chosen = set(selected or self.histories)
@@ -151,9 +241,11 @@ class CurveChooser(PlotWidget):
         super().__init__(list(self.boxes.values()))
         self.update()
 
+    def key(self) -> Hashable:
+        return tuple(box.value for box in self.boxes.values())
+
     def compute(self) -> dict[str, object]:
         return {name: self.histories[name] for name, box in self.boxes.items() if box.value}
 
     def draw(self, data: dict[str, object]) -> Figure:
         return plotting.plot_validation_curves(data)
-

@@ -127,13 +127,13 @@ def open_and_run(page, lab, notebook: str) -> None:
 
 
 def image_of(widget) -> str:
-    return widget.locator(".widget-output img").first.get_attribute("src", timeout=RUN_TIMEOUT_MS)
+    return widget.locator("img.widget-image").first.get_attribute("src", timeout=RUN_TIMEOUT_MS)
 
 
 def wait_for_new_image(widget, before: str) -> str:
     from playwright.sync_api import expect
 
-    expect(widget.locator(".widget-output img").first).not_to_have_attribute("src", before, timeout=30_000)
+    expect(widget.locator("img.widget-image").first).not_to_have_attribute("src", before, timeout=30_000)
     return image_of(widget)
 
 
@@ -148,7 +148,7 @@ def nudge_slider(widget, label: str, presses: int = 5) -> None:
 def widget_with(page, selector: str):
     """The first widget box whose controls include ``selector``, once it has drawn its plot."""
     box = page.locator(".jp-OutputArea-output .widget-vbox", has=page.locator(selector)).first
-    box.locator(".widget-output img").first.wait_for(state="attached")
+    box.locator("img.widget-image").first.wait_for(state="attached")
     box.scroll_into_view_if_needed()
     return box
 

@@ -100,3 +100,62 @@ def test_curve_chooser_follows_the_boxes():
     chooser.boxes["elu"].value = True
     assert list(chooser.data) == ["relu", "elu"]
     assert [line.get_label() for line in chooser.figure.axes[0].lines][:2] == ["relu", "elu"]
+
+
+def test_a_state_seen_before_comes_from_the_cache(monkeypatch):
+    explorer = ActivationExplorer("relu")
+    explorer.activation.value = "tanh"
+    calls = []
+    monkeypatch.setattr(explorer, "compute", lambda: calls.append(1))
+    explorer.activation.value = "relu"
+    assert calls == [] and explorer.data["curve"].name == "ReLU"
+    assert bytes(explorer.image.value).startswith(b"\x89PNG")
+
+
+def test_zero_width_range_is_reported_not_raised():
+    explorer = ActivationExplorer("relu")
+    explorer.x_range.value = (1.0, 1.0)
+    assert "single point" in explorer.error and "single point" in explorer.status.value
+    assert explorer.figure is None and explorer.image.layout.display == "none"
+    explorer.x_range.value = (-1.0, 1.0)
+    assert explorer.error is None and explorer.image.layout.display is None
+
+
+def test_an_activation_that_raises_is_reported_and_hides_the_old_plot():
+    @register_activation
+    class Broken(ActivationFunction):
+        def forward(self, x):
+            raise RuntimeError("not written yet")
+
+    try:
+        explorer = ActivationExplorer("relu")
+        explorer.activation.value = "broken"
+        assert "not written yet" in explorer.status.value and explorer.figure is None
+        assert explorer.image.layout.display == "none"
+    finally:
+        del act_fn_by_name["broken"]
+
+
+def test_an_activation_registered_later_appears_in_an_existing_dropdown(batch):
+    explorer = ActivationExplorer("relu")
+    gradient_explorer = GradientExplorer(*batch, activation="relu")
+
+    @register_activation
+    class Late(ActivationFunction):
+        def forward(self, x):
+            return x * torch.sigmoid(2 * x)
+
+    try:
+        explorer.compare.value = True
+        assert "late" in explorer.activation.options
+        gradient_explorer.update()
+        assert "late" in gradient_explorer.activation.options
+    finally:
+        del act_fn_by_name["late"]
+
+
+def test_text_fallback_says_how_to_use_the_widget():
+    bundle = ActivationExplorer("relu")._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/plain"].startswith("ActivationExplorer: pick an activation")
+    assert "VBox" not in bundle["text/plain"]
