@@ -17,11 +17,27 @@ SAVED_MODELS = REPO_ROOT / "saved_models"
 
 QUICK_ENV = "ACTLAB_QUICK"
 DATA_ENV = "ACTLAB_DATA"
+QUICK_ON = ("1", "on", "yes", "true")
+QUICK_OFF = ("", "0", "off", "no", "false")
+
+MAX_SEED = 2**32 - 1
+"""The largest seed ``set_seed`` takes: NumPy's legacy generator accepts 0 to 2**32 - 1 (torch's, 0 to 2**64 - 1)."""
 
 
 def quick_mode() -> bool:
-    """True when ``ACTLAB_QUICK`` asks for the shrunken, test-sized experiment."""
-    return os.environ.get(QUICK_ENV, "").strip().lower() not in ("", "0", "false", "no")
+    """True when ``ACTLAB_QUICK`` asks for the shrunken, test-sized experiment.
+
+    ``1``, ``on``, ``yes`` and ``true`` turn it on; ``0``, ``off``, ``no``, ``false`` or nothing leave it off.
+    """
+    value = os.environ.get(QUICK_ENV, "").strip().lower()
+    if value in QUICK_ON:
+        return True
+    if value in QUICK_OFF:
+        return False
+    raise ValueError(
+        f"{QUICK_ENV}={os.environ[QUICK_ENV]!r} is neither on ({', '.join(QUICK_ON)}) "
+        f"nor off ({', '.join(repr(v) for v in QUICK_OFF)})."
+    )
 
 
 def data_dir() -> Path:
@@ -51,9 +67,25 @@ def get_device() -> torch.device:
     return torch.device("cpu")
 
 
+def check_seed(seed: object) -> int:
+    """``seed`` itself when ``set_seed`` accepts it (an integer from 0 to ``MAX_SEED``), else a ``ValueError``."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"a seed must be an integer from 0 to 2**32 - 1 = {MAX_SEED}, not {seed!r}")
+    return seed
+
+
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and torch (all devices) so that a run can be repeated."""
+    check_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.cuda.manual_seed_all(seed)
+
+
+def results_dir() -> Path:
+    """The default output folder of ``python -m actlab compare``: ``results/quick`` or ``results/full``.
+
+    The two modes never share a folder, so a quick run cannot mix with or replace a full one.
+    """
+    return Path("results") / ("quick" if quick_mode() else "full")

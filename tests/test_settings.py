@@ -1,12 +1,37 @@
+from pathlib import Path
+
+import pytest
 import torch
 
 from actlab import settings
 
 
-def test_quick_mode_switch(monkeypatch):
-    for value, expected in (("1", True), ("yes", True), ("0", False), ("", False), ("false", False)):
-        monkeypatch.setenv("ACTLAB_QUICK", value)
-        assert settings.quick_mode() is expected
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1", True), ("on", True), ("yes", True), ("true", True), (" TRUE ", True),
+     ("0", False), ("off", False), ("no", False), ("false", False), ("", False), ("Off", False)],
+)
+def test_quick_mode_switch(monkeypatch, value, expected):
+    monkeypatch.setenv("ACTLAB_QUICK", value)
+    assert settings.quick_mode() is expected
+
+
+def test_quick_mode_unset_is_off(monkeypatch):
+    monkeypatch.delenv("ACTLAB_QUICK", raising=False)
+    assert settings.quick_mode() is False
+
+
+def test_quick_mode_refuses_an_unclear_value(monkeypatch):
+    monkeypatch.setenv("ACTLAB_QUICK", "maybe")
+    with pytest.raises(ValueError, match="ACTLAB_QUICK='maybe' is neither on"):
+        settings.quick_mode()
+
+
+def test_quick_and_full_results_never_share_a_folder(monkeypatch):
+    monkeypatch.setenv("ACTLAB_QUICK", "1")
+    quick = settings.results_dir()
+    monkeypatch.setenv("ACTLAB_QUICK", "0")
+    assert quick == Path("results/quick") and settings.results_dir() == Path("results/full")
 
 
 def test_quick_mode_never_writes_into_the_references(monkeypatch):
@@ -35,3 +60,14 @@ def test_set_seed_repeats_draws():
 def test_device_is_available():
     device = settings.get_device()
     assert torch.zeros(1, device=device).device.type == device.type
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 2**64 - 1, 1.5, True, "3"])
+def test_seeds_outside_what_every_generator_takes_are_refused(seed):
+    with pytest.raises(ValueError, match=r"a seed must be an integer from 0 to 2\*\*32 - 1"):
+        settings.set_seed(seed)
+
+
+def test_the_extreme_seeds_work():
+    for seed in (0, settings.MAX_SEED):
+        settings.set_seed(seed)
