@@ -12,7 +12,8 @@ from torch import nn
 from actlab import settings
 from actlab.activations import get_activation
 from actlab.data import FashionMNISTData, load_fashion_mnist
-from actlab.network import DEFAULT_HIDDEN_SIZES, BaseNetwork
+from actlab.network import DEFAULT_HIDDEN_SIZES, BaseNetwork, initialize
+from actlab.network import INITS as INITS
 
 BATCH_SIZE = 256
 SEED = 42
@@ -34,33 +35,6 @@ def weight_gradients(net: nn.Module, imgs: torch.Tensor, labels: torch.Tensor) -
     }
     net.zero_grad()
     return grads
-
-
-INITS = {
-    "default": "PyTorch's default: U(±1/sqrt(fan_in))",
-    "he": "He (Kaiming) normal for ReLU: N(0, 2/fan_in)",
-    "glorot": "Glorot (Xavier) uniform: U(±sqrt(6/(fan_in+fan_out)))",
-}
-"""The weight initializations that ``fresh_network`` offers, with their formulas."""
-
-
-def initialize(net: nn.Module, init: str) -> nn.Module:
-    """Re-draw every linear layer's weights with ``init`` (one of ``INITS``) and zero its biases.
-
-    ``"default"`` leaves PyTorch's own initialization untouched.
-    """
-    if init not in INITS:
-        raise ValueError(f"init must be one of {', '.join(INITS)}, not {init!r}")
-    if init == "default":
-        return net
-    for module in net.modules():
-        if isinstance(module, nn.Linear):
-            if init == "he":
-                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-            else:
-                nn.init.xavier_uniform_(module.weight)
-            nn.init.zeros_(module.bias)
-    return net
 
 
 def fresh_network(

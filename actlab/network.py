@@ -1,4 +1,4 @@
-"""The source's fully connected network for FashionMNIST."""
+"""The source's fully connected network for FashionMNIST, and the ways to initialize its weights."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from actlab.activations import ActivationFunction
+from actlab.activations import ActivationFunction, LeakyReLU, ReLU, Sigmoid, Tanh
 
 DEFAULT_HIDDEN_SIZES = (512, 256, 256, 128)
 
@@ -45,12 +45,96 @@ class BaseNetwork(nn.Module):
             layers += [nn.Linear(fan_in, fan_out), act_fn]
         layers.append(nn.Linear(sizes[-1], _check_size("num_classes", num_classes)))
         self.layers = nn.Sequential(*layers)
-        self.config = {
-            "act_fn": act_fn.config,
-            "input_size": input_size,
-            "num_classes": num_classes,
-            "hidden_sizes": list(hidden_sizes),
-        }
+        self.config = network_config(act_fn, input_size, num_classes, hidden_sizes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x.view(x.size(0), -1))
+
+
+def network_config(
+    act_fn: ActivationFunction,
+    input_size: int = 784,
+    num_classes: int = 10,
+    hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES,
+) -> dict:
+    """The config of the ``BaseNetwork`` with these arguments, without building it."""
+    return {
+        "act_fn": act_fn.config,
+        "input_size": input_size,
+        "num_classes": num_classes,
+        "hidden_sizes": list(hidden_sizes),
+    }
+
+
+def check_config(config: object) -> dict:
+    """``config`` itself when it describes a ``BaseNetwork`` (its keys, and sizes that are positive integers)."""
+    expected = {"act_fn", "input_size", "num_classes", "hidden_sizes"}
+    if not isinstance(config, dict) or set(config) != expected:
+        raise ValueError(f"a BaseNetwork config has exactly the keys {sorted(expected)}")
+    hidden = config["hidden_sizes"]
+    if not isinstance(hidden, list) or not hidden:
+        raise ValueError(f"hidden_sizes must be a non-empty list of positive integers, not {hidden!r}")
+    for what in ("input_size", "num_classes"):
+        _check_size(what, config[what])
+    for i, size in enumerate(hidden):
+        _check_size(f"hidden_sizes[{i}]", size)
+    return config
+
+
+def parameter_shapes(config: dict) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor in the state dict of the ``BaseNetwork`` that ``config`` describes."""
+    sizes = [config["input_size"], *config["hidden_sizes"], config["num_classes"]]
+    shapes = {}
+    for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
+        shapes[f"layers.{2 * layer}.weight"] = (fan_out, fan_in)
+        shapes[f"layers.{2 * layer}.bias"] = (fan_out,)
+    return shapes
+
+
+def glorot_gain(act_fn: ActivationFunction | None) -> float:
+    """The gain that keeps the signal's scale through a layer followed by ``act_fn``.
+
+    ``torch.nn.init.calculate_gain``'s value where torch has one (tanh 5/3, ReLU sqrt(2), LeakyReLU
+    sqrt(2 / (1 + alpha^2))), 4 for sigmoid (1 / sigmoid'(0), where torch says 1), and 1 otherwise.
+    """
+    if isinstance(act_fn, Sigmoid):
+        return 4.0
+    if isinstance(act_fn, Tanh):
+        return nn.init.calculate_gain("tanh")
+    if isinstance(act_fn, ReLU):
+        return nn.init.calculate_gain("relu")
+    if isinstance(act_fn, LeakyReLU):
+        return nn.init.calculate_gain("leaky_relu", act_fn.alpha)
+    return 1.0
+
+
+INITS = {
+    "default": "PyTorch's default: U(±1/sqrt(fan_in))",
+    "he": "He (Kaiming) normal for ReLU: N(0, 2/fan_in)",
+    "glorot": "Glorot (Xavier) uniform: U(±gain·sqrt(6/(fan_in+fan_out))), "
+    "gain 4 for sigmoid, 5/3 for tanh, √2 for ReLU, √(2/(1+α²)) for LeakyReLU, 1 otherwise",
+}
+"""The weight initializations that ``initialize`` offers, with their formulas."""
+
+
+def initialize(net: nn.Module, init: str) -> nn.Module:
+    """Re-draw every linear layer's weights with ``init`` (one of ``INITS``) and zero its biases.
+
+    ``"default"`` leaves PyTorch's own initialization untouched. Glorot's gain follows the
+    activation right after each layer (``glorot_gain``); a layer followed by none gets gain 1.
+    """
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, not {init!r}")
+    if init == "default":
+        return net
+    modules = [module for _, module in net.named_modules(remove_duplicate=False)]
+    for module, following in itertools.zip_longest(modules, modules[1:]):
+        if isinstance(module, nn.Linear):
+            if init == "he":
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            else:
+                act_fn = following if isinstance(following, ActivationFunction) else None
+                nn.init.xavier_uniform_(module.weight, gain=glorot_gain(act_fn))
+            nn.init.zeros_(module.bias)
+    return net
+

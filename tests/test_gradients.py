@@ -1,6 +1,10 @@
+import math
+
 import numpy as np
 import pytest
 
+from actlab import gradients, network
+from actlab.activations import get_activation
 from actlab.gradients import (
     depth_sweep,
     first_batch,
@@ -9,6 +13,7 @@ from actlab.gradients import (
     gradient_scales,
     weight_gradients,
 )
+from actlab.network import glorot_gain
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +73,31 @@ def test_depth_sweep_shape(batch):
 def test_initializations():
     default = fresh_network("relu")
     he = fresh_network("relu", init="he")
-    glorot = fresh_network("relu", init="glorot")
     assert he.layers[0].weight.std().item() == pytest.approx((2 / 784) ** 0.5, rel=0.02)
-    assert glorot.layers[0].weight.abs().max().item() <= (6 / (784 + 512)) ** 0.5
     assert default.layers[0].weight.std().item() == pytest.approx((1 / (3 * 784)) ** 0.5, rel=0.02)
     assert not he.layers[0].bias.any()
     with pytest.raises(ValueError, match="init must be one of default, he, glorot"):
         fresh_network("relu", init="lecun")
+
+
+@pytest.mark.parametrize(
+    ("activation", "gain"),
+    [("sigmoid", 4.0), ("tanh", 5 / 3), ("relu", math.sqrt(2)), ("leakyrelu", math.sqrt(2 / (1 + 0.1**2))),
+     ("elu", 1.0), ("gelu", 1.0)],
+)
+def test_glorot_gain_follows_the_activation(activation, gain):
+    net = fresh_network(activation, init="glorot")
+    assert glorot_gain(get_activation(activation)) == pytest.approx(gain)
+    first, last = net.layers[0].weight, net.layers[-1].weight
+    assert first.std().item() == pytest.approx(gain * math.sqrt(2 / (784 + 512)), rel=0.02)
+    assert first.abs().max().item() <= gain * math.sqrt(6 / (784 + 512))
+    assert last.std().item() == pytest.approx(math.sqrt(2 / (128 + 10)), rel=0.1)
+    assert not net.layers[0].bias.any()
+
+
+def test_inits_stay_importable_from_gradients():
+    assert gradients.INITS is network.INITS and gradients.initialize is network.initialize
+    assert "gain 4 for sigmoid" in network.INITS["glorot"]
 
 
 def test_he_init_keeps_relu_gradients_in_deep_networks(batch):
