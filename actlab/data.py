@@ -12,6 +12,7 @@ The data is looked for in three places, in this order:
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import shutil
 import tempfile
@@ -39,6 +40,9 @@ MEAN, STD = 0.5, 0.5
 VAL_SIZE = 10_000
 SPLIT_SEED = 42
 QUICK_SIZES = {"train": 5_000, "val": 1_000, "test": 1_000}
+FULL_SIZES = {"train": 50_000, "val": VAL_SIZE, "test": 10_000}
+FILE_COUNTS = {"train": 60_000, "test": 10_000}
+"""How many images each file pair of FashionMNIST holds."""
 
 _IDX_UINT8 = 0x08
 
@@ -69,7 +73,7 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
     if len(blob) < header_size:
         raise DatasetError(f"{path} is too short ({len(blob)} bytes) to be an IDX file; delete it and run again.")
     dims = tuple(int.from_bytes(blob[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header_size + int(np.prod(dims))
+    expected = header_size + math.prod(dims)
     if len(blob) != expected:
         raise DatasetError(
             f"{path} is truncated or corrupt: its header announces {dims}, which needs {expected} bytes, "
@@ -98,9 +102,21 @@ def read_labels(path: Path) -> torch.Tensor:
     return torch.from_numpy(labels.astype(np.int64))
 
 
+def _check_writable(folder: Path) -> None:
+    """Create ``folder`` and make sure a file can be written there, or say which folder and how to fix it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise DatasetError(
+            f"FashionMNIST cannot be written into {folder}: {err.strerror or err}. Make that folder writable, "
+            f"or set {settings.DATA_ENV} to another data folder."
+        ) from err
+
+
 def _unpack(source: Path, target: Path) -> None:
     """Gunzip ``source`` into ``target`` through a temporary file, so no partial file is left."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
@@ -137,12 +153,14 @@ def ensure_fashion_mnist(
     if all((folder / name).is_file() for name in ALL_FILES):
         return folder
     if all((system_dir / f"{name}.gz").is_file() for name in ALL_FILES):
+        _check_writable(folder)
         for name in ALL_FILES:
             if not (folder / name).is_file():
                 _unpack(system_dir / f"{name}.gz", folder / name)
         return folder
     reason = "not tried (download=False)"
     if download:
+        _check_writable(root)
         try:
             _download(root)
             return folder
@@ -169,12 +187,37 @@ def load_raw(split: str, root: Path | None = None) -> tuple[torch.Tensor, torch.
     images, labels = read_images(image_file), read_labels(label_file)
     if len(images) != len(labels):
         raise DatasetError(f"{image_file} holds {len(images)} images but {label_file} holds {len(labels)} labels.")
+    other = "test" if split == "train" else "train"
+    if len(images) == FILE_COUNTS[other]:
+        raise DatasetError(
+            f"{image_file} holds {len(images):,} images, as many as FashionMNIST's {other} file, not the "
+            f"{FILE_COUNTS[split]:,} of its {split} file: are the train and test files swapped?"
+        )
     return images, labels
 
 
+def verify_fashion_mnist(root: Path | None = None) -> dict[str, int]:
+    """Read and check all four files, and that each pair holds as many images as FashionMNIST's.
+
+    Returns the number of images per file pair; a file that fails a check raises a ``DatasetError``
+    that names it.
+    """
+    counts = {split: len(load_raw(split, root)[1]) for split in FILES}
+    for split, count in counts.items():
+        if count != FILE_COUNTS[split]:
+            raise DatasetError(
+                f"{raw_dir(root) / FILES[split][0]} holds {count:,} images, but FashionMNIST's {split} file holds "
+                f"{FILE_COUNTS[split]:,}; delete it and run again."
+            )
+    return counts
+
+
 def normalize(images: torch.Tensor) -> torch.Tensor:
-    """``ToTensor()`` then ``Normalize((0.5,), (0.5,))`` on a whole ``uint8`` batch: [0, 255] to [-1, 1]."""
-    return images.unsqueeze(1).float().div(255).sub(MEAN).div(STD)
+    """``ToTensor()`` then ``Normalize((0.5,), (0.5,))`` on a whole ``uint8`` batch: [0, 255] to [-1, 1].
+
+    The arithmetic runs in place on one new float tensor, so the batch is copied only once.
+    """
+    return images.unsqueeze(1).to(torch.float32, copy=True).div_(255).sub_(MEAN).div_(STD)
 
 
 def split_indices(n: int, val_size: int = VAL_SIZE, seed: int = SPLIT_SEED) -> tuple[torch.Tensor, torch.Tensor]:
@@ -246,30 +289,35 @@ class Split:
 
 @dataclass(frozen=True)
 class FashionMNISTData:
-    """The train, validation and test splits, all normalized and on one device."""
+    """The train, validation and test splits, all normalized and on one device.
+
+    ``subset`` says which part of FashionMNIST they are: ``"full"``, ``"quick"`` (the first images
+    of each split), or ``"custom"`` for splits put together by hand.
+    """
 
     train: Split
     val: Split
     test: Split
     class_names: tuple[str, ...] = CLASS_NAMES
+    subset: str = "custom"
 
 
 @lru_cache(maxsize=2)
-def _load(device: str, quick: bool, root: str) -> FashionMNISTData:
+def _raw_splits(root: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The ``uint8`` images and labels of each split, read once per data folder and never handed out."""
     train_images, train_labels = load_raw("train", Path(root))
     test_images, test_labels = load_raw("test", Path(root))
+    if len(train_labels) <= VAL_SIZE:
+        raise DatasetError(
+            f"{raw_dir(Path(root)) / FILES['train'][0]} holds {len(train_labels):,} images, but the validation split "
+            f"alone takes {VAL_SIZE:,}; FashionMNIST's training file holds {FILE_COUNTS['train']:,}."
+        )
     train_idx, val_idx = split_indices(len(train_labels))
-    full = normalize(train_images)
-    splits = {
-        "train": Split(full[train_idx], train_labels[train_idx]),
-        "val": Split(full[val_idx], train_labels[val_idx]),
-        "test": Split(normalize(test_images), test_labels),
+    return {
+        "train": (train_images[train_idx], train_labels[train_idx]),
+        "val": (train_images[val_idx], train_labels[val_idx]),
+        "test": (test_images, test_labels),
     }
-    if quick:
-        splits = {name: split.head(QUICK_SIZES[name]) for name, split in splits.items()}
-    return FashionMNISTData(
-        **{name: Split(s.images.to(device), s.labels.to(device)) for name, s in splits.items()}
-    )
 
 
 def load_fashion_mnist(
@@ -278,11 +326,17 @@ def load_fashion_mnist(
     """FashionMNIST as tensors: the 50,000 / 10,000 train / validation split and the 10,000 test images.
 
     Quick mode (``ACTLAB_QUICK=1``, or ``quick=True``) keeps only the first
-    5,000 / 1,000 / 1,000 of them. The result is cached, so repeated calls are free.
+    5,000 / 1,000 / 1,000 of them. The files are read once; every call normalizes its own copy,
+    so a caller that edits its tensors in place changes nobody else's data.
     """
-    device = str(device or settings.get_device())
+    device = device or settings.get_device()
     quick = settings.quick_mode() if quick is None else quick
-    return _load(device, quick, str(Path(root or settings.data_dir()).resolve()))
+    raw = _raw_splits(str(Path(root or settings.data_dir()).resolve()))
+    splits = {}
+    for name, (images, labels) in raw.items():
+        n = QUICK_SIZES[name] if quick else len(labels)
+        splits[name] = Split(normalize(images[:n]).to(device), labels[:n].clone().to(device))
+    return FashionMNISTData(**splits, subset="quick" if quick else "full")
 
 
 def source_transform():

@@ -1,5 +1,6 @@
 import gzip
 import hashlib
+import os
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -244,3 +245,72 @@ def test_loader_shuffles_afresh_each_epoch_and_repeats_with_the_seed():
 def test_loader_rejects_bad_batch_size():
     with pytest.raises(ValueError, match="batch_size"):
         TensorLoader(torch.zeros(3), torch.zeros(3), 0)
+
+
+# --- checks that name the file, and callers that cannot disturb each other ------------------------
+
+def fake_folder(root: Path, **sizes) -> Path:
+    raw = data.raw_dir(root)
+    raw.mkdir(parents=True)
+    for name, blob in fake_files(**sizes).items():
+        write(raw / name, blob)
+    return raw
+
+
+def test_header_whose_size_overflows_64_bits_is_refused(tmp_path):
+    header = bytes([0, 0, 0x08, 3]) + b"".join(d.to_bytes(4, "big") for d in (2**16, 2**24, 2**24))
+    assert int(np.prod((2**16, 2**24, 2**24))) == 0
+    with pytest.raises(DatasetError, match="truncated or corrupt"):
+        read_images(write(tmp_path / "images", header))
+
+
+def test_swapped_train_and_test_files_are_named(tmp_path):
+    raw = fake_folder(tmp_path, n_train=10_000, n_test=12)
+    with pytest.raises(DatasetError, match=f"{raw / data.FILES['train'][0]} holds 10,000 images, as many as "
+                                           "FashionMNIST's test file.*swapped"):
+        load_raw("train", tmp_path)
+
+
+def test_too_few_training_images_are_named(tmp_path):
+    raw = fake_folder(tmp_path)
+    with pytest.raises(DatasetError, match=f"{raw / data.FILES['train'][0]} holds 12 images, but the validation"):
+        load_fashion_mnist("cpu", root=tmp_path)
+
+
+def test_verify_reads_every_file(tmp_path):
+    raw = fake_folder(tmp_path)
+    with pytest.raises(DatasetError, match=f"{raw / data.FILES['train'][0]} holds 12 images, but FashionMNIST's"):
+        data.verify_fashion_mnist(tmp_path)
+    label_file = raw / data.FILES["test"][1]
+    label_file.write_bytes(label_file.read_bytes()[:-1])
+    with pytest.raises(DatasetError, match=f"{label_file} is truncated"):
+        data.verify_fashion_mnist(tmp_path)
+
+
+def test_a_file_where_the_data_folder_should_be(tmp_path, fake_system_dir):
+    root = write(tmp_path / "data", b"not a folder")
+    with pytest.raises(DatasetError, match=f"cannot be written into {data.raw_dir(root)}.*set ACTLAB_DATA"):
+        ensure_fashion_mnist(root, system_dir=fake_system_dir, download=False)
+    with pytest.raises(DatasetError, match="set ACTLAB_DATA"):
+        ensure_fashion_mnist(root, system_dir=NO_SYSTEM, download=True)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_data_folder(tmp_path, fake_system_dir):
+    root = tmp_path / "data"
+    root.mkdir()
+    root.chmod(0o500)
+    with pytest.raises(DatasetError, match=f"cannot be written into .*{root}.*set ACTLAB_DATA"):
+        ensure_fashion_mnist(root, system_dir=fake_system_dir, download=False)
+
+
+def test_callers_do_not_share_tensors():
+    first = load_fashion_mnist("cpu", quick=True)
+    second = load_fashion_mnist("cpu", quick=True)
+    expected = second.train.images[0].clone(), second.test.labels[:5].clone()
+    first.train.images.mul_(0)
+    first.test.labels.zero_()
+    third = load_fashion_mnist("cpu", quick=True)
+    for data_ in (second, third):
+        assert torch.equal(data_.train.images[0], expected[0]) and torch.equal(data_.test.labels[:5], expected[1])
+    assert third.subset == "quick"
