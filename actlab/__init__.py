@@ -11,20 +11,25 @@ from actlab.activations import (
     get_activation,
     register_activation,
 )
-from actlab.checkpoints import CheckpointError, load_model, save_model
+from actlab.checkpoints import CheckpointError, CheckpointMismatchError, load_model, save_model
 from actlab.data import load_fashion_mnist
 from actlab.network import BaseNetwork
+from actlab.runs import History, Protocol, RunRecord
 from actlab.settings import get_device, quick_mode, set_seed
-from actlab.training import History, test_model, train_model
+from actlab.training import fit, test_model, train_model
 
 __all__ = [
     "ActivationFunction",
     "BaseNetwork",
     "CheckpointError",
+    "CheckpointMismatchError",
     "History",
     "Param",
+    "Protocol",
+    "RunRecord",
     "act_fn_by_name",
     "activation_curve",
+    "fit",
     "get_activation",
     "get_device",
     "load_fashion_mnist",

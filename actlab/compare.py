@@ -1,4 +1,10 @@
-"""Train every activation on several seeds and summarize the test accuracies."""
+"""Train every activation on several seeds and summarize the test accuracies.
+
+A comparison's ``results.json`` holds what every run shared (``Experiment``), each run that ended
+(``RunResult``), a ``Summary`` per activation, and the runs still missing when Ctrl-C stopped it
+(then ``partial`` is true). Running more seeds or activations with the same settings into the
+same folder adds to the file; other settings are refused.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,8 @@ import math
 import platform
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -15,9 +22,11 @@ from tqdm.auto import tqdm
 
 from actlab import settings
 from actlab.activations import get_activation
+from actlab.checkpoints import CheckpointError, differences, write_atomic
 from actlab.data import FashionMNISTData, load_fashion_mnist
-from actlab.network import BaseNetwork
-from actlab.training import History, load_history, train_model
+from actlab.network import DEFAULT_HIDDEN_SIZES, BaseNetwork, network_config
+from actlab.runs import INTERRUPTED, DataSpec, History, Protocol, RunFiles, RunRecord, load_history
+from actlab.training import check_reusable, train_run
 
 FAILED_BELOW = 0.2
 """A run whose test accuracy stays below this has not learned (chance is 10%)."""
@@ -27,27 +36,168 @@ SOURCE_TEST_ACCURACY = {
 }
 """The test accuracies that the source article reports, one seed each."""
 
+RESULTS_FORMAT = 2
+
+
+class ResultsError(ValueError):
+    """A results file that cannot be read, or that describes other settings than those asked for."""
+
 
 def run_name(activation: str, seed: int) -> str:
     """The checkpoint name of one run of the comparison."""
     return f"FashionMNIST_{activation}_seed{seed}"
 
 
-def summarize(accuracies: Sequence[float | None]) -> dict:
+@dataclass(frozen=True)
+class Experiment:
+    """What every run of a comparison shares: the hidden layers, the training protocol and the data."""
+
+    hidden_sizes: tuple[int, ...]
+    protocol: Protocol
+    data: DataSpec
+
+    def to_dict(self) -> dict:
+        return {"hidden_sizes": list(self.hidden_sizes), **self.protocol.to_dict(), "data": asdict(self.data)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Experiment:
+        values = dict(values)
+        hidden_sizes, data = tuple(values.pop("hidden_sizes")), DataSpec(**values.pop("data"))
+        return cls(hidden_sizes, Protocol.from_dict(values), data)
+
+    def request(self, activation: str, seed: int) -> RunRecord:
+        """The record that the run of ``activation`` with ``seed`` must carry."""
+        config = network_config(get_activation(activation), hidden_sizes=self.hidden_sizes)
+        return RunRecord(config, self.protocol, seed, self.data)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One run of a comparison that ended: finished, or stopped by a non-finite loss (``status``)."""
+
+    activation: str
+    seed: int
+    test_acc: float | None
+    best_epoch: int
+    epochs: int
+    wall_time: float
+    stop_reason: str
+    status: str
+
+    @classmethod
+    def of(cls, activation: str, seed: int, history: History, status: str) -> RunResult:
+        return cls(activation, seed, history.test_acc, history.best_epoch, history.epochs, history.wall_time,
+                   history.stop_reason, status)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Test accuracies of one activation's runs: mean, sample std (None below two), min, max, failures."""
+
+    runs: int
+    mean: float | None
+    std: float | None
+    min: float | None
+    max: float | None
+    failed: int
+
+
+def summarize(accuracies: Sequence[float | None]) -> Summary:
     """Mean, sample standard deviation, minimum, maximum and failure count of test accuracies.
 
     A run without a test accuracy (it diverged before its first epoch ended) counts as failed.
     """
     measured = [acc for acc in accuracies if acc is not None]
-    nan = float("nan")
-    return {
-        "runs": len(accuracies),
-        "mean": statistics.fmean(measured) if measured else nan,
-        "std": statistics.stdev(measured) if len(measured) > 1 else 0.0,
-        "min": min(measured, default=nan),
-        "max": max(measured, default=nan),
-        "failed": len(accuracies) - sum(acc >= FAILED_BELOW for acc in measured),
-    }
+    return Summary(
+        runs=len(accuracies),
+        mean=statistics.fmean(measured) if measured else None,
+        std=statistics.stdev(measured) if len(measured) > 1 else None,
+        min=min(measured, default=None),
+        max=max(measured, default=None),
+        failed=len(accuracies) - sum(acc >= FAILED_BELOW for acc in measured),
+    )
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Where a comparison ran."""
+
+    device: str
+    machine: str
+    processor: str
+    cpu_threads: int
+    python: str
+    torch: str
+
+    @classmethod
+    def here(cls, device: torch.device) -> Environment:
+        return cls(str(device), platform.machine(), platform.processor(), torch.get_num_threads(),
+                   platform.python_version(), torch.__version__)
+
+
+@dataclass(frozen=True)
+class ComparisonResults:
+    """A comparison: its shared settings, every run that ended, and the runs still missing."""
+
+    experiment: Experiment
+    activations: list[str]
+    runs: list[RunResult]
+    missing: list[tuple[str, int]] = field(default_factory=list)
+    environment: Environment | None = None
+    wall_time: float = 0.0
+    command: str = ""
+
+    @property
+    def partial(self) -> bool:
+        """True when some requested runs have not ended (Ctrl-C stopped the comparison)."""
+        return bool(self.missing)
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({run.seed for run in self.runs} | {seed for _, seed in self.missing})
+
+    @property
+    def summary(self) -> dict[str, Summary]:
+        """A summary per activation that has runs, in the order of ``activations``."""
+        accuracies = {name: [run.test_acc for run in self.runs if run.activation == name] for name in self.activations}
+        return {name: summarize(accs) for name, accs in accuracies.items() if accs}
+
+    def to_dict(self) -> dict:
+        return {
+            "format": RESULTS_FORMAT,
+            "partial": self.partial,
+            "protocol": {**self.experiment.to_dict(), "seeds": self.seeds},
+            "activations": self.activations,
+            "environment": asdict(self.environment) if self.environment else None,
+            "wall_time": self.wall_time,
+            "command": self.command,
+            "summary": {name: asdict(row) for name, row in self.summary.items()},
+            "runs": [asdict(run) for run in self.runs],
+            "missing": [{"activation": name, "seed": seed} for name, seed in self.missing],
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ComparisonResults:
+        protocol = {key: value for key, value in values["protocol"].items() if key != "seeds"}
+        environment = values["environment"]
+        return cls(
+            Experiment.from_dict(protocol),
+            list(values["activations"]),
+            [RunResult(**run) for run in values["runs"]],
+            [(run["activation"], run["seed"]) for run in values["missing"]],
+            Environment(**environment) if environment else None,
+            values["wall_time"],
+            values["command"],
+        )
+
+
+def check_stored_runs(jobs: Sequence[tuple[str, int]], checkpoint_dir: Path, experiment: Experiment) -> None:
+    """Make sure every stored run among ``jobs`` (activation, seed) can be reused or retrained as it is.
+
+    Raises the ``CheckpointError`` of the first run with other settings, or with damaged files.
+    """
+    for name, seed in jobs:
+        check_reusable(RunFiles(checkpoint_dir, run_name(name, seed)), experiment.request(name, seed))
 
 
 def compare_activations(
@@ -56,87 +206,133 @@ def compare_activations(
     checkpoint_dir: Path,
     data: FashionMNISTData | None = None,
     progress: bool = True,
-    **train_kwargs,
-) -> dict:
+    *,
+    protocol: Protocol | None = None,
+    hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES,
+    overwrite: bool = False,
+) -> ComparisonResults:
     """Train a ``BaseNetwork`` per activation and seed; return every run and a summary per activation.
 
-    Runs whose checkpoint already exists are loaded, not trained again.
+    Finished runs with the same record are reused, not trained again; a stored run with other
+    settings is refused before anything is trained. Ctrl-C stops the whole comparison: the runs
+    that ended come back, and the others are listed in ``missing``.
     """
+    activations = [name.lower() for name in activations]
+    for what, values in (("activation", activations), ("seed", seeds)):
+        repeated = sorted({value for value in values if list(values).count(value) > 1})
+        if repeated:
+            raise ValueError(f"Each {what} may appear once; repeated: {', '.join(map(str, repeated))}.")
     data = data or load_fashion_mnist()
+    experiment = Experiment(tuple(hidden_sizes), protocol or Protocol(), DataSpec.of(data))
+    jobs = [(name, settings.check_seed(seed)) for name in activations for seed in seeds]
+    if not overwrite:
+        check_stored_runs(jobs, checkpoint_dir, experiment)
     device = settings.get_device()
     start = time.perf_counter()
-    runs = []
-    jobs = [(name, seed) for name in activations for seed in seeds]
-    for name, seed in tqdm(jobs, desc="runs", unit="run", disable=not progress):
-        settings.set_seed(seed)
-        net = BaseNetwork(get_activation(name)).to(device)
-        history = train_model(
-            net, run_name(name, seed), model_path=checkpoint_dir, data=data, seed=seed, progress=progress,
-            **train_kwargs,
-        )
-        runs.append({
-            "activation": name, "seed": seed, "test_acc": history.test_acc, "best_epoch": history.best_epoch,
-            "epochs": history.epochs, "wall_time": history.wall_time, "stop_reason": history.stop_reason,
-        })
-    summary = {
-        name: summarize([run["test_acc"] for run in runs if run["activation"] == name])
-        for name in activations
-    }
-    return {
-        "protocol": {"seeds": list(seeds), "train_size": len(data.train), "val_size": len(data.val),
-                     "test_size": len(data.test), **train_kwargs},
-        "environment": {"device": str(device), "machine": platform.machine(), "processor": platform.processor(),
-                        "cpu_threads": torch.get_num_threads(), "python": platform.python_version(),
-                        "torch": torch.__version__},
-        "wall_time": time.perf_counter() - start,
-        "summary": summary,
-        "runs": runs,
-    }
+    runs: list[RunResult] = []
+    try:
+        for name, seed in tqdm(jobs, desc="runs", unit="run", disable=not progress):
+            settings.set_seed(seed)
+            net = BaseNetwork(get_activation(name), hidden_sizes=list(hidden_sizes)).to(device)
+            history, record = train_run(net, run_name(name, seed), experiment.protocol, seed=seed,
+                                        model_path=checkpoint_dir, data=data, overwrite=overwrite, progress=progress)
+            if record.status == INTERRUPTED:
+                break
+            runs.append(RunResult.of(name, seed, history, record.status))
+    except KeyboardInterrupt:
+        print("Comparison interrupted.")
+    done = {(run.activation, run.seed) for run in runs}
+    return ComparisonResults(
+        experiment, activations, runs, [job for job in jobs if job not in done],
+        Environment.here(device), time.perf_counter() - start,
+    )
 
 
-def save_results(results: dict, path: Path) -> None:
-    """Write the comparison's results as JSON."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=1))
+def check_mergeable(stored: Experiment, requested: Experiment) -> None:
+    """Raise a ``ResultsError`` that lists what differs when the two experiments' runs cannot be pooled."""
+    changed = differences(stored.to_dict(), requested.to_dict())
+    if changed:
+        raise ResultsError("the results describe other settings than those asked for:\n  " + "\n  ".join(changed))
 
 
-def load_results(path: Path) -> dict:
+def merge_results(old: ComparisonResults, new: ComparisonResults) -> ComparisonResults:
+    """``old`` with the runs of ``new`` added (a run of the same activation and seed replaced).
+
+    Both must share their experiment; otherwise a ``ResultsError`` lists what differs.
+    """
+    check_mergeable(old.experiment, new.experiment)
+    fresh = {(run.activation, run.seed) for run in new.runs}
+    runs = [run for run in old.runs if (run.activation, run.seed) not in fresh] + new.runs
+    done = {(run.activation, run.seed) for run in runs}
+    missing = [job for job in dict.fromkeys(old.missing + new.missing) if job not in done]
+    activations = list(dict.fromkeys(old.activations + new.activations))
+    runs.sort(key=lambda run: (activations.index(run.activation), run.seed))
+    return ComparisonResults(new.experiment, activations, runs, missing, new.environment,
+                             old.wall_time + new.wall_time, new.command)
+
+
+def save_results(results: ComparisonResults, path: Path) -> None:
+    """Write the comparison's results as strict JSON (no NaN), atomically."""
+    write_atomic(Path(path), json.dumps(results.to_dict(), indent=1, allow_nan=False).encode())
+
+
+def load_results(path: Path) -> ComparisonResults:
     """Read a comparison's results written by ``save_results``."""
-    return json.loads(Path(path).read_text())
+    path = Path(path)
+    try:
+        values = json.loads(path.read_text())
+        if not isinstance(values, dict) or values.get("format") != RESULTS_FORMAT:
+            raise ValueError(f"it is not a results file of format {RESULTS_FORMAT}")
+        return ComparisonResults.from_dict(values)
+    except (UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ResultsError(f"{path} cannot be read as comparison results: {err}") from err
 
 
-def format_table(summary: dict) -> str:
-    """The summary as a plain-text table, one row per activation."""
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2%}"
+
+
+def format_table(summary: Mapping[str, Summary]) -> str:
+    """The summary as a plain-text table, one row per activation (n/a where a value is undefined)."""
     lines = [f"{'activation':<12}{'runs':>5}{'mean':>9}{'std':>8}{'min':>9}{'max':>9}{'failed':>8}"]
     for name, row in summary.items():
         lines.append(
-            f"{name:<12}{row['runs']:>5}{row['mean']:>9.2%}{row['std']:>8.2%}{row['min']:>9.2%}{row['max']:>9.2%}{row['failed']:>8}"
+            f"{name:<12}{row.runs:>5}{_percent(row.mean):>9}{_percent(row.std):>8}"
+            f"{_percent(row.min):>9}{_percent(row.max):>9}{row.failed:>8}"
         )
     return "\n".join(lines)
 
 
-def mean_differences(summary: dict, reference: str) -> list[dict]:
+def mean_differences(summary: Mapping[str, Summary], reference: str) -> list[dict]:
     """Each activation's mean test accuracy minus ``reference``'s, with the standard error of that difference.
 
     A difference smaller than about twice its standard error is within the noise between seeds.
+    Where a mean or a standard deviation is undefined, so are the values that need it (None).
     """
     ref = summary[reference]
     rows = []
     for name, row in summary.items():
         if name == reference:
             continue
-        stderr = math.sqrt(row["std"] ** 2 / row["runs"] + ref["std"] ** 2 / ref["runs"])
-        diff = row["mean"] - ref["mean"]
+        diff = None if row.mean is None or ref.mean is None else row.mean - ref.mean
+        stderr = None
+        if diff is not None and row.std is not None and ref.std is not None:
+            stderr = math.sqrt(row.std**2 / row.runs + ref.std**2 / ref.runs)
         rows.append({"activation": name, "difference": diff, "standard error": stderr,
-                     "beyond seed noise": abs(diff) > 2 * stderr})
+                     "beyond seed noise": None if stderr is None else abs(diff) > 2 * stderr})
     return rows
 
 
 def load_run_histories(folder: Path, activation: str) -> dict[str, History]:
     """The training history of every seed of ``activation`` in a comparison's output folder, by seed."""
     results = load_results(Path(folder) / "results.json")
-    return {
-        f"seed {run['seed']}": load_history(Path(folder) / "checkpoints", run_name(activation, run["seed"]))
-        for run in results["runs"]
-        if run["activation"] == activation
-    }
+    histories = {}
+    for run in results.runs:
+        if run.activation == activation:
+            name = run_name(activation, run.seed)
+            history = load_history(Path(folder) / "checkpoints", name)
+            if history is None:
+                raise CheckpointError(f"The history of {name} is missing from {Path(folder) / 'checkpoints'}.")
+            histories[f"seed {run.seed}"] = history
+    return histories
+

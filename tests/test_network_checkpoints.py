@@ -1,14 +1,25 @@
 import json
 import pickle
+import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from actlab import checkpoints
 from actlab.activations import get_activation
-from actlab.checkpoints import CheckpointError, load_model, read_config, save_model
+from actlab.checkpoints import (
+    CheckpointError,
+    CheckpointMismatchError,
+    checkpoint_exists,
+    commit,
+    load_model,
+    read_config,
+    save_model,
+)
 from actlab.network import BaseNetwork
 
 SOURCE_CONFIG = {"act_fn": {"name": "Tanh"}, "input_size": 784, "num_classes": 10, "hidden_sizes": [512, 256, 256, 128]}
@@ -66,7 +77,7 @@ def test_round_trip_with_and_without_net(tmp_path):
     rebuilt = load_model(tmp_path, "m", device=torch.device("cpu"))
     assert rebuilt.config == net.config and rebuilt.layers[1].alpha == 0.3
     assert same_parameters(rebuilt, net)
-    into = load_model(tmp_path, "m", net=small_net("relu"), device=torch.device("cpu"))
+    into = load_model(tmp_path, "m", net=small_net(alpha=0.3), device=torch.device("cpu"))
     assert same_parameters(into, net)
     x = torch.randn(4, 12)
     assert torch.equal(rebuilt(x), net(x))
@@ -103,7 +114,8 @@ def test_state_dict_that_does_not_fit(tmp_path):
     config = json.loads((tmp_path / "m.config").read_text())
     config["hidden_sizes"] = [8, 7]
     (tmp_path / "m.config").write_text(json.dumps(config))
-    with pytest.raises(CheckpointError, match="(?s)do not fit the network: .*size mismatch"):
+    with pytest.raises(CheckpointError, match=r"do not fit the network of its config:\n  "
+                       r"layers.2.weight: \(6, 8\) in the file vs \(7, 8\) in the config"):
         load_model(tmp_path, "m")
 
 
@@ -156,3 +168,105 @@ def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path):
     )
     assert subprocess.run([sys.executable, "-c", script]).returncode == 1
     assert same_parameters(load_model(tmp_path, "m", device=torch.device("cpu")), good)
+
+
+def test_loading_into_another_network_is_refused(tmp_path):
+    save_model(small_net("tanh"), tmp_path, "m")
+    with pytest.raises(CheckpointMismatchError, match="act_fn.name: 'Tanh' stored vs 'Sigmoid' requested"):
+        load_model(tmp_path, "m", net=small_net("sigmoid"))
+    with pytest.raises(CheckpointMismatchError, match=r"act_fn.alpha: 0.1 stored vs 0.3 requested"):
+        save_model(small_net("leakyrelu"), tmp_path, "n")
+        load_model(tmp_path, "n", net=small_net("leakyrelu", alpha=0.3))
+    wider = BaseNetwork(get_activation("tanh"), input_size=12, num_classes=3, hidden_sizes=[8, 7])
+    with pytest.raises(CheckpointMismatchError, match=r"hidden_sizes: \[8, 6\] stored vs \[8, 7\] requested"):
+        load_model(tmp_path, "m", net=wider)
+
+
+@pytest.mark.parametrize("hidden", [[30000, 30000], [10**9]])
+def test_a_crafted_config_is_refused_before_allocating(tmp_path, hidden):
+    save_model(small_net(), tmp_path, "m")
+    config = json.loads((tmp_path / "m.config").read_text())
+    (tmp_path / "m.config").write_text(json.dumps({**config, "hidden_sizes": hidden}))
+    start = time.perf_counter()
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(CheckpointError, match="do not fit the network of its config"):
+        load_model(tmp_path, "m", device=torch.device("cpu"))
+    assert time.perf_counter() - start < 1
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 50_000  # KiB
+
+
+@pytest.mark.parametrize("config", [{"hidden_sizes": [0]}, {"hidden_sizes": []}, {"input_size": "784"},
+                                    {"num_classes": True}])
+def test_a_config_with_bad_sizes_is_named(tmp_path, config):
+    save_model(small_net(), tmp_path, "m")
+    stored = json.loads((tmp_path / "m.config").read_text())
+    (tmp_path / "m.config").write_text(json.dumps({**stored, **config}))
+    with pytest.raises(CheckpointError, match="m.config is not a BaseNetwork config"):
+        load_model(tmp_path, "m")
+
+
+@pytest.mark.parametrize("name", ["", "..", "../m", "/tmp/m", "a/b", "a\\b", ".hidden", "c:m", 7])
+def test_model_names_that_leave_the_folder_are_refused(tmp_path, name):
+    with pytest.raises(ValueError, match="model name"):
+        save_model(small_net(), tmp_path, name)
+    with pytest.raises(ValueError, match="model name"):
+        load_model(tmp_path, name)
+    assert not list(tmp_path.parent.glob("m.*")) and not list(tmp_path.iterdir())
+
+
+def test_save_model_drops_the_history_and_record_of_another_run(tmp_path):
+    commit(tmp_path, "m", {"history": b"{}", "record": b"{}"})
+    save_model(small_net(), tmp_path, "m")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.config", "m.tar"]
+
+
+def kill_after(monkeypatch, calls: int, target: str):
+    """Make the ``calls``-th call of ``os.replace`` or of the file writer in checkpoints end the process."""
+    count = {"n": 0}
+    real = checkpoints.os.replace if target == "replace" else checkpoints._write_synced
+
+    def dying(*args):
+        count["n"] += 1
+        if count["n"] == calls:
+            raise SystemExit("killed")
+        return real(*args)
+
+    if target == "replace":
+        monkeypatch.setattr(checkpoints.os, "replace", dying)
+    else:
+        monkeypatch.setattr(checkpoints, "_write_synced", dying)
+
+
+@pytest.mark.parametrize(("target", "calls"), [("write", 1), ("write", 2), ("write", 3), ("replace", 1)])
+def test_a_kill_before_the_manifest_keeps_the_old_checkpoint(tmp_path, monkeypatch, target, calls):
+    old, new = small_net("tanh"), small_net("relu")
+    save_model(old, tmp_path, "m")
+    kill_after(monkeypatch, calls, target)
+    with pytest.raises(SystemExit):
+        save_model(new, tmp_path, "m")
+    monkeypatch.undo()
+    loaded = load_model(tmp_path, "m", device=torch.device("cpu"))
+    assert loaded.config == old.config and same_parameters(loaded, old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.config", "m.tar"]
+
+
+@pytest.mark.parametrize("calls", [2, 3])
+def test_a_kill_after_the_manifest_completes_the_new_checkpoint(tmp_path, monkeypatch, calls):
+    old, new = small_net("tanh"), small_net("relu")
+    save_model(old, tmp_path, "m")
+    kill_after(monkeypatch, calls, "replace")
+    with pytest.raises(SystemExit):
+        save_model(new, tmp_path, "m")
+    monkeypatch.undo()
+    assert (tmp_path / "m.pending").exists()
+    loaded = load_model(tmp_path, "m", device=torch.device("cpu"))
+    assert loaded.config == new.config and same_parameters(loaded, new)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.config", "m.tar"]
+
+
+def test_stale_part_files_are_cleaned_up(tmp_path):
+    save_model(small_net(), tmp_path, "m")
+    for name in (".m.tar.part", ".m.config.part", ".m.run.json.part", ".m.pending.part"):
+        (tmp_path / name).write_bytes(b"half")
+    assert checkpoint_exists(tmp_path, "m")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.config", "m.tar"]

@@ -1,3 +1,4 @@
+import inspect
 import json
 import math
 
@@ -6,25 +7,22 @@ import torch
 
 from actlab import training
 from actlab.activations import get_activation
-from actlab.checkpoints import load_model
-from actlab.compare import (
-    compare_activations,
-    format_table,
-    load_run_histories,
-    mean_differences,
-    save_results,
-    summarize,
-)
+from actlab.checkpoints import CheckpointError, CheckpointMismatchError, load_model
 from actlab.network import BaseNetwork
+from actlab.runs import DIVERGED, FINISHED, INTERRUPTED, RUNNING, RunFiles, load_history
 from actlab.settings import set_seed
-from actlab.training import History, evaluate, load_history, train_model
+from actlab.training import evaluate, fit, train_model, train_run
 
 FAST = {"batch_size": 128, "progress": False}
 
 
-def fresh(name="relu", seed=0):
+def fresh(name="relu", seed=0, hidden_sizes=(64, 32)):
     set_seed(seed)
-    return BaseNetwork(get_activation(name), hidden_sizes=[64, 32])
+    return BaseNetwork(get_activation(name), hidden_sizes=list(hidden_sizes))
+
+
+def status(folder, name="m"):
+    return RunFiles(folder, name).record().status
 
 
 class Saboteur(BaseNetwork):
@@ -51,9 +49,26 @@ def test_trains_and_keeps_the_best_epoch(tmp_path, small_data):
     assert history.val_acc[history.best_epoch - 1] == max(history.val_acc)
     assert history.test_acc > 0.3 and history.wall_time > 0
     assert history.train_loss[-1] < history.train_loss[0]
-    assert load_history(tmp_path, "m").val_acc == history.val_acc
+    stored = load_history(tmp_path, "m")
+    assert stored.val_acc == history.val_acc and stored.test_acc == history.test_acc
     best = load_model(tmp_path, "m", device=torch.device("cpu"))
     assert evaluate(best, small_data.test)[1] == history.test_acc
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.config", "m.history.json", "m.run.json", "m.tar"]
+
+
+def test_the_record_holds_network_protocol_seed_data_and_status(tmp_path, small_data):
+    net = fresh()
+    train_model(net, "m", max_epochs=2, model_path=tmp_path, data=small_data, seed=7, **FAST)
+    record = json.loads((tmp_path / "m.run.json").read_text())
+    assert record == {
+        "format": 1,
+        "network": net.config,
+        "protocol": {"max_epochs": 2, "patience": 7, "batch_size": 128, "optimizer": "sgd", "lr": 0.01,
+                     "momentum": 0.9, "init": "default"},
+        "seed": 7,
+        "data": {"subset": "custom", "train_size": 1024, "val_size": 512, "test_size": 512},
+        "status": "finished",
+    }
 
 
 def test_same_seed_same_numbers(tmp_path, small_data):
@@ -63,23 +78,63 @@ def test_same_seed_same_numbers(tmp_path, small_data):
 
 
 def test_early_stopping(tmp_path, small_data):
-    history = train_model(fresh(), "m", max_epochs=20, patience=2, model_path=tmp_path, data=small_data, lr=0.0, **FAST)
+    history = train_model(fresh(), "m", max_epochs=20, patience=2, model_path=tmp_path, data=small_data, lr=1e-12,
+                          **FAST)
     assert history.best_epoch == 1 and history.epochs == 3
     assert history.stop_reason.startswith("early stopping")
+    assert status(tmp_path) == FINISHED
 
 
-def test_skips_existing_checkpoint_unless_overwrite(tmp_path, small_data, capsys):
+def test_reuses_a_finished_run_unless_overwrite(tmp_path, small_data, capsys):
     first = train_model(fresh(), "m", max_epochs=2, model_path=tmp_path, data=small_data, **FAST)
     net = fresh(seed=9)
     again = train_model(net, "m", max_epochs=2, model_path=tmp_path, data=small_data, **FAST)
     assert "skipping training" in capsys.readouterr().out
     assert again.val_acc == first.val_acc and again.test_acc == first.test_acc
     before = (tmp_path / "m.tar").read_bytes()
-    redone = train_model(fresh(seed=9), "m", max_epochs=1, model_path=tmp_path, data=small_data, overwrite=True, **FAST)
+    redone = train_model(fresh(seed=9), "m", max_epochs=1, model_path=tmp_path, data=small_data, overwrite=True,
+                         **FAST)
     assert redone.epochs == 1 and (tmp_path / "m.tar").read_bytes() != before
+    assert json.loads((tmp_path / "m.run.json").read_text())["protocol"]["max_epochs"] == 1
 
 
-def test_interrupt_keeps_best_checkpoint_and_history(tmp_path, small_data, capsys):
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"max_epochs": 3}, "protocol.max_epochs: 2 stored vs 3 requested"),
+        ({"lr": 0.1}, "protocol.lr: 0.01 stored vs 0.1 requested"),
+        ({"seed": 43}, "seed: 42 stored vs 43 requested"),
+        ({"optimizer": "adam", "lr": 1e-3}, "protocol.optimizer: 'sgd' stored vs 'adam' requested"),
+        ({"init": "he"}, "protocol.init: 'default' stored vs 'he' requested"),
+    ],
+)
+def test_a_run_with_other_settings_is_refused(tmp_path, small_data, change, expected):
+    train_model(fresh(), "m", max_epochs=2, model_path=tmp_path, data=small_data, **FAST)
+    settings = {"max_epochs": 2, **FAST, **change}
+    with pytest.raises(CheckpointMismatchError, match="other settings") as err:
+        train_model(fresh(), "m", model_path=tmp_path, data=small_data, **settings)
+    assert expected in str(err.value) and "overwrite=True" in str(err.value)
+
+
+def test_another_network_or_data_is_refused(tmp_path, small_data):
+    train_model(fresh("tanh"), "m", max_epochs=1, model_path=tmp_path, data=small_data, **FAST)
+    with pytest.raises(CheckpointMismatchError, match=r"network.act_fn.name: 'Tanh' stored vs 'Sigmoid' requested"):
+        train_model(fresh("sigmoid"), "m", max_epochs=1, model_path=tmp_path, data=small_data, **FAST)
+    with pytest.raises(CheckpointMismatchError, match=r"network.hidden_sizes: \[64, 32\] stored vs \[16\] requested"):
+        train_model(fresh("tanh", hidden_sizes=[16]), "m", max_epochs=1, model_path=tmp_path, data=small_data, **FAST)
+    fewer = type(small_data)(small_data.train.head(512), small_data.val, small_data.test)
+    with pytest.raises(CheckpointMismatchError, match="data.train_size: 1024 stored vs 512 requested"):
+        train_model(fresh("tanh"), "m", max_epochs=1, model_path=tmp_path, data=fewer, **FAST)
+
+
+def test_a_checkpoint_without_record_is_not_trusted(tmp_path, small_data):
+    train_model(fresh(), "m", max_epochs=1, model_path=tmp_path, data=small_data, **FAST)
+    (tmp_path / "m.run.json").unlink()
+    with pytest.raises(CheckpointError, match="has no record of how it was trained"):
+        train_model(fresh(), "m", max_epochs=1, model_path=tmp_path, data=small_data, **FAST)
+
+
+def test_interrupt_keeps_best_checkpoint_and_a_rerun_retrains(tmp_path, small_data, capsys):
     batches = len(small_data.train) // 128
     net = Saboteur(after=batches + 3, action="interrupt")
     history = train_model(net, "m", max_epochs=5, model_path=tmp_path, data=small_data, **FAST)
@@ -88,6 +143,25 @@ def test_interrupt_keeps_best_checkpoint_and_history(tmp_path, small_data, capsy
     saved = load_model(tmp_path, "m", device=torch.device("cpu"))
     assert evaluate(saved, small_data.test)[1] == history.test_acc
     assert json.loads((tmp_path / "m.history.json").read_text())["stop_reason"] == "interrupted"
+    assert status(tmp_path) == INTERRUPTED
+    net.after = 10**9
+    again = train_model(net, "m", max_epochs=5, model_path=tmp_path, data=small_data, **FAST)
+    assert "did not finish (interrupted); training it again from the start" in capsys.readouterr().out
+    assert again.epochs == 5 and status(tmp_path) == FINISHED
+
+
+def test_a_killed_run_is_retrained_not_reused(tmp_path, small_data, monkeypatch, capsys):
+    def killed(self, history, best=None):
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(RunFiles, "save_epoch", killed)
+    with pytest.raises(SystemExit):
+        train_model(fresh(), "m", max_epochs=2, model_path=tmp_path, data=small_data, **FAST)
+    assert status(tmp_path) == RUNNING and not (tmp_path / "m.tar").exists()
+    monkeypatch.undo()
+    history = train_model(fresh(), "m", max_epochs=2, model_path=tmp_path, data=small_data, **FAST)
+    assert "did not finish (running)" in capsys.readouterr().out
+    assert history.epochs == 2 and status(tmp_path) == FINISHED
 
 
 def test_nan_loss_stops_with_a_clear_message(tmp_path, small_data):
@@ -97,21 +171,91 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path, small_data):
         history = train_model(net, "m", max_epochs=5, model_path=tmp_path, data=small_data, **FAST)
     assert history.epochs == 1 and history.best_epoch == 1 and "non-finite" in history.stop_reason
     assert math.isfinite(history.test_acc)
+    assert status(tmp_path) == DIVERGED
 
 
 def test_nan_in_the_first_epoch_leaves_no_checkpoint(tmp_path, small_data):
     with pytest.warns(RuntimeWarning, match="loss became"):
         history = train_model(fresh(), "m", max_epochs=3, model_path=tmp_path, data=small_data, lr=1e12, **FAST)
     assert history.best_epoch == 0 and history.test_acc is None
-    assert not (tmp_path / "m.tar").exists()
+    assert not (tmp_path / "m.tar").exists() and status(tmp_path) == DIVERGED
 
 
-def test_optimizers(tmp_path, small_data):
-    history = train_model(fresh(), "m", max_epochs=1, model_path=tmp_path, data=small_data, optimizer="adam", lr=1e-3,
+def test_overwrite_that_diverges_removes_the_old_checkpoint(tmp_path, small_data):
+    train_model(fresh(), "m", max_epochs=1, model_path=tmp_path, data=small_data, **FAST)
+    with pytest.warns(RuntimeWarning, match="loss became"):
+        train_model(fresh(), "m", max_epochs=1, model_path=tmp_path, data=small_data, lr=1e12, overwrite=True, **FAST)
+    assert not (tmp_path / "m.tar").exists() and not (tmp_path / "m.config").exists()
+    assert load_history(tmp_path, "m").best_epoch == 0
+
+
+def test_adam_on_two_layers(tmp_path, small_data):
+    net = fresh(hidden_sizes=[48, 24])
+    history = train_model(net, "m", max_epochs=2, model_path=tmp_path, data=small_data, optimizer="adam", lr=1e-3,
                           **FAST)
-    assert history.test_acc > 0.3
-    with pytest.raises(ValueError, match="'sgd' or 'adam'"):
-        train_model(fresh(), "n", max_epochs=1, model_path=tmp_path, data=small_data, optimizer="rmsprop", **FAST)
+    assert history.test_acc > 0.5
+    record = json.loads((tmp_path / "m.run.json").read_text())
+    assert record["protocol"]["optimizer"] == "adam" and record["protocol"]["momentum"] is None
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"optimizer": "rmsprop"}, "'sgd' or 'adam'"),
+        ({"optimizer": "adam", "momentum": 0.5}, "momentum applies to SGD only"),
+        ({"lr": 0.0}, "lr must be positive"),
+        ({"lr": float("nan")}, "lr must be a finite number"),
+        ({"momentum": 1.0}, r"momentum must lie in \[0, 1\)"),
+        ({"max_epochs": 0}, "max_epochs must be a positive integer"),
+        ({"patience": 0}, "patience must be a positive integer"),
+        ({"init": "lecun"}, "init must be one of default, he, glorot"),
+        ({"batch_size": 2048}, "batch_size 2048 exceeds the 1024 training images"),
+        ({"seed": -1}, "a seed must be an integer from 0 to 2"),
+    ],
+)
+def test_bad_settings_are_refused_before_training(tmp_path, small_data, settings, message):
+    with pytest.raises(ValueError, match=message):
+        train_model(fresh(), "m", model_path=tmp_path, data=small_data, progress=False,
+                    **{"max_epochs": 1, "batch_size": 128, **settings})
+    assert not list(tmp_path.iterdir())
+
+
+def test_init_is_part_of_the_protocol(tmp_path, small_data):
+    he = train_model(fresh(), "he", max_epochs=1, model_path=tmp_path, data=small_data, init="he", **FAST)
+    default = train_model(fresh(), "default", max_epochs=1, model_path=tmp_path, data=small_data, **FAST)
+    assert he.train_loss != default.train_loss
+
+
+def test_monitor_is_called_at_initialization_and_after_every_epoch(tmp_path, small_data):
+    calls = []
+
+    def monitor(net):
+        calls.append((net.training, torch.is_grad_enabled()))
+        return {"first weight": net.layers[0].weight[0, 0].item(), "call": len(calls)}
+
+    net = fresh()
+    initial = net.layers[0].weight[0, 0].item()
+    history = train_model(net, "m", max_epochs=3, model_path=tmp_path, data=small_data, monitor=monitor, **FAST)
+    assert [entry["call"] for entry in history.monitor] == [1, 2, 3, 4]
+    assert history.monitor[0]["first weight"] == initial != history.monitor[1]["first weight"]
+    assert calls == [(False, False)] * 4
+    assert load_history(tmp_path, "m").monitor == history.monitor
+
+
+def test_monitor_leaves_training_unchanged(tmp_path, small_data):
+    plain = train_model(fresh(), "a", max_epochs=2, model_path=tmp_path, data=small_data, **FAST)
+    watched = train_model(fresh(), "b", max_epochs=2, model_path=tmp_path, data=small_data,
+                          monitor=lambda net: {"norm": net.layers[0].weight.norm().item()}, **FAST)
+    assert plain.train_loss == watched.train_loss and plain.test_acc == watched.test_acc
+
+
+def test_monitor_must_return_json_data(tmp_path, small_data):
+    with pytest.raises(TypeError, match="dict of JSON data"):
+        train_model(fresh(), "m", max_epochs=1, model_path=tmp_path, data=small_data,
+                    monitor=lambda net: {"weights": net.layers[0].weight}, **FAST)
+    with pytest.raises(TypeError, match="dict of JSON data"):
+        train_model(fresh(), "n", max_epochs=1, model_path=tmp_path, data=small_data,
+                    monitor=lambda net: {"nan": float("nan")}, **FAST)
 
 
 def test_test_model_matches_evaluate(small_data):
@@ -119,50 +263,16 @@ def test_test_model_matches_evaluate(small_data):
     assert training.test_model(net, small_data.test.loader(100)) == evaluate(net, small_data.test)[1]
 
 
-def test_history_round_trip():
-    history = History("m", [1.0], [0.5], [1.1], [0.4], best_epoch=1, stop_reason="max_epochs", wall_time=2.0,
-                      test_acc=0.4)
-    assert History.from_dict(json.loads(json.dumps(history.to_dict()))) == history
-    assert history.best_val_acc == 0.4
+def test_train_run_reports_the_status(tmp_path, small_data):
+    from actlab.runs import Protocol
+
+    history, record = train_run(fresh(), "m", Protocol(max_epochs=1, batch_size=128), model_path=tmp_path,
+                                data=small_data, progress=False)
+    assert record.status == FINISHED and record.seed == 42 and history.epochs == 1
 
 
-def test_summary_counts_failures():
-    summary = summarize([0.88, 0.86, 0.1])
-    assert summary["runs"] == 3 and summary["failed"] == 1
-    assert summary["mean"] == pytest.approx(0.6133333) and summary["min"] == 0.1 and summary["max"] == 0.88
-    assert summary["std"] == pytest.approx(0.44467, abs=1e-5)
-
-
-def test_compare_activations(tmp_path, small_data):
-    results = compare_activations(["relu", "sigmoid"], [1, 2], tmp_path / "checkpoints", data=small_data,
-                                  progress=False, max_epochs=1)
-    runs = [(r["activation"], r["seed"]) for r in results["runs"]]
-    assert runs == [("relu", 1), ("relu", 2), ("sigmoid", 1), ("sigmoid", 2)]
-    assert results["summary"]["relu"]["runs"] == 2 and results["protocol"]["max_epochs"] == 1
-    assert (tmp_path / "checkpoints" / "FashionMNIST_relu_seed2.tar").exists()
-    save_results(results, tmp_path / "results.json")
-    histories = load_run_histories(tmp_path, "sigmoid")
-    assert list(histories) == ["seed 1", "seed 2"] and histories["seed 2"].epochs == 1
-    table = format_table(results["summary"])
-    assert table.splitlines()[0].split() == ["activation", "runs", "mean", "std", "min", "max", "failed"]
-
-
-def test_mean_differences_against_a_reference():
-    summary = {"relu": {"mean": 0.88, "std": 0.003, "runs": 5}, "elu": {"mean": 0.87, "std": 0.004, "runs": 5},
-               "tanh": {"mean": 0.881, "std": 0.004, "runs": 5}}
-    rows = {row["activation"]: row for row in mean_differences(summary, "relu")}
-    assert set(rows) == {"elu", "tanh"}
-    assert rows["elu"]["difference"] == pytest.approx(-0.01)
-    assert rows["elu"]["standard error"] == pytest.approx((0.003**2 / 5 + 0.004**2 / 5) ** 0.5)
-    assert rows["elu"]["beyond seed noise"] and not rows["tanh"]["beyond seed noise"]
-
-
-def test_stored_history_has_the_test_accuracy(tmp_path, small_data):
-    history = train_model(fresh(), "m", max_epochs=1, model_path=tmp_path, data=small_data, **FAST)
-    assert load_history(tmp_path, "m").test_acc == history.test_acc is not None
-
-
-def test_summary_of_runs_without_accuracy():
-    summary = summarize([None, 0.85])
-    assert summary["runs"] == 2 and summary["failed"] == 1 and summary["mean"] == 0.85
-    assert math.isnan(summarize([None])["mean"])
+def test_the_epoch_loop_reads_in_about_thirty_lines():
+    source = inspect.getsource(fit)
+    assert len(source.splitlines()) <= 36
+    for word in ("train_epoch", "evaluate", "best_epoch", "patience", "save_epoch"):
+        assert word in source
