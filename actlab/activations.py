@@ -1,9 +1,12 @@
 """Activation functions written out by hand, and the registry that names them.
 
-Every formula here is the textbook one, arranged so that nothing overflows: a branch that would
-compute ``exp`` of a large positive number is only ever evaluated on the half of the axis where
-that number is not positive (see ``piecewise``). That keeps values *and* autograd gradients
-finite for any finite input.
+Each built-in activation states its formula twice, side by side: ``value`` computes f(x), and
+``derivative`` computes f'(x) from what ``value`` kept. Autograd then records one step per
+activation instead of every elementwise operation in the formula, and the backward pass is the
+textbook derivative (sigmoid: s (1 - s), tanh: 1 - y^2), so it trains about as fast as torch's own
+kernels. Every formula stays finite for any finite input, in values and in gradients.
+
+An activation of your own only needs ``forward``; autograd derives it for you.
 """
 
 from __future__ import annotations
@@ -11,20 +14,27 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
+
+SQRT_HALF = math.sqrt(0.5)
+INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+HALF_PRECISION = (torch.float16, torch.bfloat16)
 
 
 @dataclass(frozen=True)
 class Param:
-    """A numeric parameter of an activation: its default, and the range a slider offers."""
+    """A numeric parameter of an activation: its default, the range a slider offers, the values accepted."""
 
     default: float
     low: float
     high: float
     positive: bool = False
+    bounds: tuple[float, float] = (-math.inf, math.inf)
 
 
 class ActivationFunction(nn.Module):
@@ -67,154 +77,229 @@ def _check_number(name: str, key: str, value: object, spec: Param) -> float:
         raise ValueError(f"{name}: parameter {key} must be finite, not {value}.")
     if spec.positive and value <= 0:
         raise ValueError(f"{name}: parameter {key} must be positive, not {value}.")
+    low, high = spec.bounds
+    if not low <= value <= high:
+        raise ValueError(f"{name}: parameter {key} must lie between {low:g} and {high:g}, not {value:g}.")
     return value
 
 
-def piecewise(
-    x: torch.Tensor,
-    nonneg: Callable[[torch.Tensor], torch.Tensor],
-    neg: Callable[[torch.Tensor], torch.Tensor],
-) -> torch.Tensor:
-    """``nonneg(x)`` where x >= 0, ``neg(x)`` where x < 0, each evaluated only on its own half-axis.
+class HandDerived(ActivationFunction):
+    """An activation whose derivative is written by hand, next to its formula.
 
-    A plain ``torch.where`` evaluates both branches everywhere; an overflowing branch then leaks
-    ``inf * 0 = nan`` into the gradient even where it is not selected. Feeding each branch zeros
-    outside its own half of the axis prevents that.
+    Subclasses implement two methods. ``value(x)`` returns f(x) and a tuple of the tensors that
+    the derivative needs; ``derivative(grad, *saved)`` returns ``grad * f'(x)`` from those tensors
+    alone (the chain rule: the gradient that arrives, times the local slope). Both may work in
+    place on tensors they have just created, never on ``x``, ``grad`` or a saved tensor.
+
+    Integer inputs are computed in the default floating-point type, and float16 or bfloat16
+    inputs in float32, rounded back at the end, as torch's own kernels do.
     """
-    nonneg_side = x >= 0
-    zero = torch.zeros_like(x)
-    return torch.where(nonneg_side, nonneg(torch.where(nonneg_side, x, zero)), neg(torch.where(nonneg_side, zero, x)))
+
+    def value(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        raise NotImplementedError
+
+    def derivative(self, grad: torch.Tensor, *saved: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.is_floating_point():
+            x = x.to(torch.get_default_dtype())
+        return _HandDerivedFunction.apply(x, self)
 
 
-def stable_sigmoid(x: torch.Tensor) -> torch.Tensor:
-    """1 / (1 + e^-x), computed as e^x / (1 + e^x) for negative x so that e^(...) never exceeds 1."""
-    return piecewise(x, lambda p: 1 / (1 + torch.exp(-p)), lambda n: torch.exp(n) / (1 + torch.exp(n)))
+class _HandDerivedFunction(torch.autograd.Function):
+    """Runs ``act.value`` forward and ``act.derivative`` backward: autograd records one step."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, act: HandDerived) -> torch.Tensor:
+        wide = x.float() if x.dtype in HALF_PRECISION else x
+        y, saved = act.value(wide)
+        ctx.act, ctx.dtype = act, wide.dtype
+        ctx.save_for_backward(*saved)
+        return y.to(x.dtype)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return ctx.act.derivative(grad.to(ctx.dtype), *ctx.saved_tensors).to(grad.dtype), None
 
 
-def stable_tanh(x: torch.Tensor) -> torch.Tensor:
-    """(e^x - e^-x) / (e^x + e^-x), rewritten with e^(-2|x|) so that nothing overflows."""
-    return piecewise(
-        x,
-        lambda p: (1 - torch.exp(-2 * p)) / (1 + torch.exp(-2 * p)),
-        lambda n: (torch.exp(2 * n) - 1) / (torch.exp(2 * n) + 1),
-    )
+def sigmoid(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """sigma(scale x) = 1 / (1 + e^(-scale x)). Where the exponential overflows to inf, 1 / inf = 0 is exact."""
+    return x.mul(-scale).exp_().add_(1).reciprocal_()
 
 
-def stable_softplus(x: torch.Tensor) -> torch.Tensor:
-    """log(1 + e^x), computed as x + log(1 + e^-x) for positive x."""
-    return piecewise(x, lambda p: p + torch.log1p(torch.exp(-p)), lambda n: torch.log1p(torch.exp(n)))
+def step(x: torch.Tensor) -> torch.Tensor:
+    """1 where x > 0, 0 elsewhere (0 included): the slope of max(0, x)."""
+    return torch.sign(x).clamp_(min=0)
 
 
-class Sigmoid(ActivationFunction):
+class Sigmoid(HandDerived):
     r"""$\sigma(x) = \frac{1}{1 + e^{-x}}$"""
 
     cost = "one exp"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return stable_sigmoid(x)
+    def value(self, x):
+        y = sigmoid(x)
+        return y, (y,)
+
+    def derivative(self, grad, y):
+        """sigma'(x) = y (1 - y), from the output y alone."""
+        return (1 - y).mul_(y).mul_(grad)
 
     def builtin(self):
         return torch.sigmoid
 
 
-class Tanh(ActivationFunction):
+class Tanh(HandDerived):
     r"""$\tanh(x) = \frac{e^{x} - e^{-x}}{e^{x} + e^{-x}}$"""
 
     cost = "one exp"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return stable_tanh(x)
+    def value(self, x):
+        # tanh(x) = 2 sigma(2x) - 1, which tends to -1, not inf / inf, where e^(-2x) overflows.
+        y = sigmoid(x, 2).mul_(2).sub_(1)
+        return y, (y,)
+
+    def derivative(self, grad, y):
+        """tanh'(x) = 1 - y^2."""
+        return y.square().neg_().add_(1).mul_(grad)
 
     def builtin(self):
         return torch.tanh
 
 
-class ReLU(ActivationFunction):
+class ReLU(HandDerived):
     r"""$\mathrm{ReLU}(x) = \max(0, x)$"""
 
     cost = "one comparison"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * (x > 0)
+    def value(self, x):
+        y = x.clamp(min=0)
+        return y, (y,)
+
+    def derivative(self, grad, y):
+        """1 where y > 0, else 0: the sign of y, since y >= 0."""
+        return torch.sign(y).mul_(grad)
 
     def builtin(self):
         return torch.relu
 
 
-class LeakyReLU(ActivationFunction):
+class LeakyReLU(HandDerived):
     r"""$\mathrm{LeakyReLU}(x) = \max(\alpha x, x)$"""
 
     cost = "a comparison, a multiply"
 
-    params = {"alpha": Param(0.1, 0.0, 1.0)}
+    params = {"alpha": Param(0.1, 0.0, 1.0, bounds=(0.0, 1.0))}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.where(x > 0, x, self.alpha * x)
+    def value(self, x):
+        # max(sign(x), alpha): 1 for x > 0, alpha otherwise, since 0 <= alpha <= 1.
+        slope = torch.sign(x).clamp_(min=self.alpha)
+        return x * slope, (slope,)
+
+    def derivative(self, grad, slope):
+        """The slope itself: 1 for x > 0, alpha otherwise."""
+        return grad * slope
 
     def builtin(self):
         return lambda x: F.leaky_relu(x, negative_slope=self.alpha)
 
 
-class ELU(ActivationFunction):
+class ELU(HandDerived):
     r"""$\mathrm{ELU}(x) = x$ for $x > 0$, $\alpha (e^{x} - 1)$ otherwise"""
 
     cost = "a comparison, one exp"
 
-    params = {"alpha": Param(1.0, 0.0, 3.0)}
+    params = {"alpha": Param(1.0, 0.0, 3.0, bounds=(0.0, 1e3))}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        positive = x > 0
-        return torch.where(positive, x, self.alpha * torch.expm1(torch.where(positive, torch.zeros_like(x), x)))
+    def value(self, x):
+        # e^min(x, 0): e^x on the negative side, never above 1.
+        exp_neg = x.clamp(max=0).exp_()
+        y = x.clamp(min=0).add_(exp_neg, alpha=self.alpha).sub_(self.alpha)
+        return y, (x, exp_neg)
+
+    def derivative(self, grad, x, exp_neg):
+        """1 for x > 0, alpha e^x otherwise: (1 - alpha) step(x) + alpha e^min(x, 0)."""
+        return step(x).mul_(1 - self.alpha).add_(exp_neg, alpha=self.alpha).mul_(grad)
 
     def builtin(self):
         return lambda x: F.elu(x, alpha=self.alpha)
 
 
-class Swish(ActivationFunction):
+class Swish(HandDerived):
     r"""$\mathrm{Swish}(x) = x \, \sigma(x)$"""
 
     cost = "one exp, a multiply"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * stable_sigmoid(x)
+    def value(self, x):
+        s = sigmoid(x)
+        y = x * s
+        return y, (s, y)
+
+    def derivative(self, grad, s, y):
+        """s + x s (1 - s) = s + y (1 - s)."""
+        return (1 - s).mul_(y).add_(s).mul_(grad)
 
     def builtin(self):
         return F.silu
 
 
-class GELU(ActivationFunction):
+class GELU(HandDerived):
     r"""$\mathrm{GELU}(x) = x \, \Phi(x) = \frac{x}{2} \left(1 + \mathrm{erf}(x / \sqrt{2})\right)$"""
 
     cost = "one erf, a multiply"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return 0.5 * x * torch.erfc(-x / math.sqrt(2))
+    def value(self, x):
+        # Phi(x) = erfc(-x / sqrt(2)) / 2, accurate far into the negative tail.
+        cdf = x.mul(-SQRT_HALF).erfc_().mul_(0.5)
+        return x * cdf, (x, cdf)
+
+    def derivative(self, grad, x, cdf):
+        """Phi(x) + x phi(x), with the normal density phi(x) = e^(-x^2 / 2) / sqrt(2 pi)."""
+        pdf = x.square().mul_(-0.5).exp_().mul_(INV_SQRT_2PI)
+        return pdf.mul_(x).add_(cdf).mul_(grad)
 
     def builtin(self):
         return F.gelu
 
 
-class Mish(ActivationFunction):
+class Mish(HandDerived):
     r"""$\mathrm{Mish}(x) = x \tanh(\ln(1 + e^{x}))$"""
 
-    cost = "two exp, a log, a multiply"
+    cost = "one exp, a division, a multiply"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * stable_tanh(stable_softplus(x))
+    def value(self, x):
+        e = x.clamp(max=20).exp_()
+        n = (e + 2).mul_(e)
+        # tanh(ln(1 + e^x)) = n / (n + 2) with n = e^x (e^x + 2); it is 1 in float64 from x = 20 on.
+        t = n.div_(n + 2)
+        return x * t, (x, e, t)
+
+    def derivative(self, grad, x, e, t):
+        """t + x tanh'(softplus x) softplus'(x) = t + x (1 - t^2) e^x / (1 + e^x)."""
+        softplus_slope = e / (1 + e)
+        return t.square().neg_().add_(1).mul_(softplus_slope).mul_(x).add_(t).mul_(grad)
 
     def builtin(self):
         return F.mish
 
 
-class Softplus(ActivationFunction):
+class Softplus(HandDerived):
     r"""$\mathrm{Softplus}(x) = \frac{1}{\beta} \ln(1 + e^{\beta x})$"""
 
     cost = "one exp, a log"
 
-    params = {"beta": Param(1.0, 0.1, 5.0, positive=True)}
+    params = {"beta": Param(1.0, 0.1, 5.0, positive=True, bounds=(1e-3, 1e3))}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return stable_softplus(self.beta * x) / self.beta
+    def value(self, x):
+        # max(x, 0) + ln(1 + e^(-beta |x|)) / beta: the exponential never exceeds 1.
+        y = x.abs().mul_(-self.beta).exp_().log1p_().div_(self.beta).add_(x.clamp(min=0))
+        return y, (x,)
+
+    def derivative(self, grad, x):
+        """sigma(beta x)."""
+        return sigmoid(x, self.beta).mul_(grad)
 
     def builtin(self):
         return lambda x: F.softplus(x, beta=self.beta, threshold=40.0)
@@ -291,8 +376,8 @@ def activation_curve(
     x_max: float = 5.0,
     steps: int = 1001,
     name: str | None = None,
+    # Sample ``act_fn`` and its derivative (by autograd) on ``steps`` points from x_min to x_max.
 ) -> Curve:
-    """Sample ``act_fn`` and its derivative (by autograd) on ``steps`` points from x_min to x_max."""
     if not x_min < x_max:
         raise ValueError(f"x_min must be below x_max, got {x_min} and {x_max}")
     x = torch.linspace(x_min, x_max, steps, requires_grad=True)

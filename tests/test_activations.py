@@ -14,8 +14,10 @@ from actlab.activations import (
 )
 
 NAMES = sorted(BUILTIN_NAMES)
+HALF_TOLERANCE = {torch.float16: {"rtol": 1e-3, "atol": 1e-5}, torch.bfloat16: {"rtol": 8e-3, "atol": 1e-5}}
 TOLERANCE = {torch.float32: {"rtol": 1e-5, "atol": 1e-6}, torch.float64: {"rtol": 1e-10, "atol": 1e-12}}
 PARAMETRIZED = [("leakyrelu", {"alpha": 0.3}), ("elu", {"alpha": 0.5}), ("softplus", {"beta": 2.0})]
+ALL_CONFIGS = [(n, {}) for n in NAMES] + PARAMETRIZED
 
 
 def value_and_grad(fn, x):
@@ -32,7 +34,7 @@ def test_every_builtin_has_a_torch_reference():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize(("name", "params"), [(n, {}) for n in NAMES] + PARAMETRIZED)
+@pytest.mark.parametrize(("name", "params"), ALL_CONFIGS)
 def test_matches_torch_forward_and_gradient(name, params, dtype):
     act = get_activation(name, **params)
     x = torch.cat([torch.linspace(-100, 100, 20_001, dtype=dtype), torch.tensor([0.0, 1e-8, -1e-8], dtype=dtype)])
@@ -49,6 +51,75 @@ def test_no_nan_or_inf_for_huge_inputs(name, dtype):
     y, grad = value_and_grad(get_activation(name), x)
     assert torch.isfinite(y).all(), y
     assert torch.isfinite(grad).all(), grad
+
+
+@pytest.mark.parametrize(("name", "params"), ALL_CONFIGS)
+def test_hand_written_derivative_passes_gradcheck(name, params):
+    act = get_activation(name, **params)
+    x = torch.cat([torch.randn(64, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 4,
+                   torch.tensor([-30.0, -8.0, 8.0, 30.0], dtype=torch.float64)])
+    assert torch.autograd.gradcheck(act, (x.requires_grad_(),))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_autograd_records_one_step_per_activation(name):
+    x = torch.randn(5, requires_grad=True)
+    y = get_activation(name)(x)
+    assert type(y.grad_fn).__name__ == "_HandDerivedFunctionBackward"
+    assert [type(fn).__name__ for fn, _ in y.grad_fn.next_functions if fn is not None] == ["AccumulateGrad"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_inputs_gradients_and_saved_tensors_are_left_intact(name):
+    x = torch.linspace(-6, 6, 101, requires_grad=True)
+    x_before = x.detach().clone()
+    upstream = torch.linspace(-1, 1, 101)
+    y = get_activation(name)(x)
+    (first,) = torch.autograd.grad(y, x, upstream, retain_graph=True)
+    (second,) = torch.autograd.grad(y, x, upstream)
+    assert torch.equal(x.detach(), x_before) and torch.equal(upstream, torch.linspace(-1, 1, 101))
+    assert torch.equal(first, second)
+
+
+def test_second_derivatives_are_refused_rather_than_wrong():
+    x = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(get_activation("swish")(x).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(grad.sum(), x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize(("name", "params"), ALL_CONFIGS)
+def test_half_precision_matches_torch_in_float32(name, params, dtype):
+    act = get_activation(name, **params)
+    x = torch.cat([torch.linspace(-20, 20, 4001), torch.tensor([-1e4, 0.0, 1e4])]).to(dtype)
+    y, grad = value_and_grad(act, x)
+    assert y.dtype == grad.dtype == dtype
+    y_ref, grad_ref = value_and_grad(act.builtin(), x.float())
+    torch.testing.assert_close(y.float(), y_ref, **HALF_TOLERANCE[dtype])
+    torch.testing.assert_close(grad.float(), grad_ref, **HALF_TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int32, torch.int64, torch.bool])
+@pytest.mark.parametrize("name", NAMES)
+def test_integer_inputs_are_computed_in_floating_point(name, dtype):
+    act = get_activation(name)
+    x = torch.tensor([0, 1, 3, 200]).to(dtype)
+    y = act(x)
+    assert y.dtype == torch.get_default_dtype()
+    torch.testing.assert_close(y, act.builtin()(x.to(torch.get_default_dtype())))
+
+
+def test_sigmoid_and_tanh_of_a_byte():
+    three = torch.tensor([3], dtype=torch.uint8)
+    assert get_activation("sigmoid")(three).item() == pytest.approx(0.952574, abs=1e-6)
+    assert get_activation("tanh")(three).item() == pytest.approx(0.995055, abs=1e-6)
+
+
+def test_relu_of_infinities():
+    x = torch.tensor([-float("inf"), float("inf")], requires_grad=True)
+    y, grad = value_and_grad(get_activation("relu"), x)
+    assert y.tolist() == [0.0, float("inf")] and grad.tolist() == [0.0, 1.0]
 
 
 def test_naive_formula_would_fail_where_ours_does_not():
@@ -85,6 +156,22 @@ def test_invalid_parameters():
         get_activation("elu", alpha=float("nan"))
     with pytest.raises(ValueError, match="must be positive"):
         get_activation("softplus", beta=0)
+
+
+@pytest.mark.parametrize(("name", "key", "value"), [("softplus", "beta", 1e300), ("softplus", "beta", 1e-300),
+                                                    ("elu", "alpha", 1e300), ("leakyrelu", "alpha", 2.0)])
+def test_parameters_beyond_their_bounds_are_refused(name, key, value):
+    with pytest.raises(ValueError, match=f"parameter {key} must lie between"):
+        get_activation(name, **{key: value})
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("name", "key"), [("leakyrelu", "alpha"), ("elu", "alpha"), ("softplus", "beta")])
+def test_no_nan_or_inf_at_the_parameter_bounds(name, key, dtype):
+    x = torch.tensor([-1e4, -1.0, 0.0, 1.0, 1e4], dtype=dtype)
+    for value in act_fn_by_name[name].params[key].bounds:
+        y, grad = value_and_grad(get_activation(name, **{key: value}), x)
+        assert torch.isfinite(y).all() and torch.isfinite(grad).all(), (value, y, grad)
 
 
 @pytest.mark.parametrize(
