@@ -37,6 +37,17 @@ def weight_gradients(net: nn.Module, imgs: torch.Tensor, labels: torch.Tensor) -
     return grads
 
 
+@torch.no_grad()
+def preactivations(net: BaseNetwork, imgs: torch.Tensor) -> list[torch.Tensor]:
+    """The input of every hidden layer's activation (its pre-activation), one tensor per hidden layer."""
+    found, h = [], imgs.flatten(start_dim=1)
+    for layer in net.layers[:-1]:
+        h = layer(h)
+        if isinstance(layer, nn.Linear):
+            found.append(h)
+    return found
+
+
 def fresh_network(
     activation: str, hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, seed: int = SEED, init: str = "default"
 ) -> BaseNetwork:

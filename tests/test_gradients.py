@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from actlab import gradients, network
 from actlab.activations import get_activation
@@ -104,3 +105,13 @@ def test_he_init_keeps_relu_gradients_in_deep_networks(batch):
     default = gradient_overview(["relu"], *batch, hidden_sizes=[256] * 12)["relu"]
     he = gradient_overview(["relu"], *batch, hidden_sizes=[256] * 12, init="he")["relu"]
     assert he[-1] / he[0] < 100 < default[-1] / default[0]
+
+
+def test_preactivations_are_the_inputs_of_each_activation(batch):
+    imgs, _ = batch
+    net = gradients.fresh_network("tanh", [16, 8])
+    pre = gradients.preactivations(net, imgs)
+    assert [tuple(p.shape) for p in pre] == [(len(imgs), 16), (len(imgs), 8)]
+    first, second = net.layers[0], net.layers[2]
+    expected = second(torch.tanh(first(imgs.flatten(1))))
+    torch.testing.assert_close(pre[1], expected)
