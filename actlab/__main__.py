@@ -1,4 +1,4 @@
-"""Command line: python -m actlab data | compare | grid."""
+"""Command line: python -m actlab data | compare | grid | references."""
 
 from __future__ import annotations
 
@@ -164,13 +164,9 @@ def _save_figure(results, path: Path) -> bool:
     matplotlib.use("Agg")
     from actlab.plotting import plot_seed_summary
 
-    shown = results.to_dict()
-    shown["summary"] = {
-        name: {**row, "std": row["std"] or 0.0} for name, row in shown["summary"].items() if row["mean"] is not None
-    }
-    if not shown["summary"]:
+    if not results.summary:
         return False
-    plot_seed_summary(shown).savefig(path, dpi=120, bbox_inches="tight")
+    plot_seed_summary(results).savefig(path, dpi=120, bbox_inches="tight")
     return True
 
 
@@ -276,6 +272,25 @@ def _grid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _references(args: argparse.Namespace) -> int:
+    from actlab.checkpoints import CheckpointError
+    from actlab.references import REFERENCE_RUNS, train_reference
+
+    model_path = settings.checkpoint_path()
+    for run in REFERENCE_RUNS:
+        try:
+            history = train_reference(run, model_path=model_path, overwrite=args.overwrite)
+        except CheckpointError as err:
+            print(err, file=sys.stderr)
+            return 2
+        if history.stop_reason == "interrupted":
+            return INTERRUPTED_EXIT
+        accuracy = "none" if history.test_acc is None else f"{history.test_acc:.2%}"
+        print(f"{run.name}: test accuracy {accuracy}, {history.epochs} epochs, {history.wall_time:.0f} s")
+    print(f"Reference networks in {model_path}.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``actlab`` argument parser, with the defaults of the current mode (``ACTLAB_QUICK``)."""
     quick = settings.quick_mode()
@@ -303,6 +318,14 @@ def build_parser() -> argparse.ArgumentParser:
     grid.add_argument("spec", type=Path, help="the JSON spec file")
     grid.add_argument("--overwrite", action="store_true", help="train every run again (see compare --overwrite)")
     grid.set_defaults(run=_grid, quick=quick)
+    references = commands.add_parser(
+        "references", help="train the reference networks that notebooks 04 and 05 read", epilog=_mode_note(quick),
+        description="Train the six seed-42 networks of the source's protocol and the deep ReLU network under the "
+        "default and He initializations, recording activation statistics every epoch, into saved_models/ (a "
+        "scratch folder in quick mode). Finished networks with the same settings are reused.",
+    )
+    references.add_argument("--overwrite", action="store_true", help="train every reference network again")
+    references.set_defaults(run=_references)
     return parser
 
 

@@ -56,9 +56,10 @@ def activation_range(
 
     For example ``[0, 1]`` for sigmoid, ``[-1, 1]`` for tanh, ``[0, 8]`` for ReLU and ``[-1, 8]`` for ELU.
     """
-    x = torch.linspace(*REFERENCE_INPUTS, REFERENCE_STEPS, device=device, requires_grad=True)
-    y = act_fn(x)
-    (dy,) = torch.autograd.grad(y.sum(), x)
+    with torch.enable_grad():
+        x = torch.linspace(*REFERENCE_INPUTS, REFERENCE_STEPS, device=device, requires_grad=True)
+        y = act_fn(x)
+        (dy,) = torch.autograd.grad(y.sum(), x)
     if not (torch.isfinite(y).all() and torch.isfinite(dy).all()):
         raise ValueError(f"{getattr(act_fn, 'name', act_fn)} is not finite on {list(REFERENCE_INPUTS)}.")
     low, high = _round_bounds(y.min().item(), y.max().item())

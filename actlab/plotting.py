@@ -11,6 +11,7 @@ import torch
 from matplotlib.figure import Figure
 
 from actlab.activations import Curve
+from actlab.compare import ComparisonResults
 from actlab.gradients import first_batch, weight_gradients
 
 CHANCE = 0.1
@@ -24,18 +25,28 @@ def _grid(n: int, cols: int, width: float = 4.0, height: float = 3.2):
     return fig, axes.flat[:n]
 
 
-def plot_activation_grid(curves: Sequence[Curve], cols: int = 3) -> Figure:
-    """The source's grid: one panel per activation with the function and its derivative."""
+def plot_activation_grid(curves: Sequence[Curve], cols: int = 3, references: Sequence[Curve | None] = ()) -> Figure:
+    """The source's grid: one panel per activation with the function and its derivative.
+
+    ``references`` (torch's built-ins, one per curve or None) are drawn dotted on top.
+    """
     fig, axes = _grid(len(curves), cols)
-    for ax, curve in zip(axes, curves):
+    references = list(references) + [None] * (len(curves) - len(references))
+    for ax, curve, reference in zip(axes, curves, references):
         ax.plot(curve.x, curve.y, linewidth=2, label="f(x)")
         ax.plot(curve.x, curve.dy, linewidth=2, linestyle="--", label="f'(x)")
+        if reference is not None:
+            ax.plot(reference.x, reference.y, color="black", linestyle=":", linewidth=1.5, label="torch")
+            ax.plot(reference.x, reference.dy, color="black", linestyle=":", linewidth=1.5)
         ax.axhline(0, color="gray", linewidth=0.5)
         ax.axvline(0, color="gray", linewidth=0.5)
         ax.set(title=curve.name, xlabel="x")
         ax.legend(loc="upper left")
         ax.grid(alpha=0.3)
-    fig.suptitle("Activation functions (solid) and their derivatives (dashed)", fontsize=14)
+    title = "Activation functions (solid) and their derivatives (dashed)"
+    if any(reference is not None for reference in references):
+        title += "; torch's built-ins dotted"
+    fig.suptitle(title, fontsize=14)
     fig.tight_layout()
     return fig
 
@@ -95,7 +106,7 @@ def plot_class_balance(counts: Mapping[str, Sequence[int]], class_names: Sequenc
         ax.bar(positions + (i - (len(counts) - 1) / 2) * width, values, width, label=split)
     ax.set_xticks(positions, class_names, rotation=30, ha="right")
     ax.set(title="Images per class in each split", ylabel="images")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -156,6 +167,40 @@ def plot_gradient_overview(scales: Mapping[str, Sequence[float]], title: str = "
     return fig
 
 
+def plot_gradient_overview_panels(panels: Mapping[str, Mapping[str, Sequence[float]]], title: str = "") -> Figure:
+    """Several gradient overviews side by side on one shared log axis, one panel per setting (such as an init)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), sharey=True, squeeze=False)
+    for ax, (label, scales) in zip(axes.flat, panels.items()):
+        for name, values in scales.items():
+            ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, linewidth=1.5, label=name)
+        ax.set(yscale="log", xlabel="weight matrix (1 = input layer)", title=label)
+        ax.grid(alpha=0.3, which="both")
+    axes.flat[0].set_ylabel("std of the weight gradient")
+    axes.flat[-1].legend(ncol=2, fontsize=8, loc="lower right")
+    fig.suptitle(title or "Gradient scale per layer at initialization", fontsize=13)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str], title: str = "") -> Figure:
+    """Counts of (true class, predicted class), each row normalized to the share of its true class."""
+    counts = matrix.double().cpu()
+    shares = counts / counts.sum(dim=1, keepdim=True).clamp(min=1)
+    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    image = ax.imshow(shares.numpy(), cmap="Blues", vmin=0, vmax=1)
+    for (row, col), share in np.ndenumerate(shares.numpy()):
+        if share >= 0.005:
+            ax.text(col, row, f"{100 * share:.0f}", ha="center", va="center", fontsize=8,
+                    color="white" if share > 0.5 else "black")
+    ticks = range(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=45, ha="right")
+    ax.set_yticks(ticks, class_names)
+    ax.set(xlabel="predicted class", ylabel="true class", title=title or "Confusion matrix (% of each true class)")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
+    fig.tight_layout()
+    return fig
+
+
 def plot_depth_trend(sweeps: Mapping[str, Mapping[str, Mapping[int, Sequence[float]]]]) -> Figure:
     """Input-layer gradient scale against depth, one panel per initialization, one line per activation."""
     fig, axes = plt.subplots(1, len(sweeps), figsize=(6.5 * len(sweeps), 4.5), sharey=True, squeeze=False)
@@ -188,31 +233,71 @@ def plot_validation_curves(histories: Mapping[str, object]) -> Figure:
     return fig
 
 
-def plot_seed_summary(results: dict) -> Figure:
-    """Mean ± standard deviation of test accuracy per activation, with every seed as a dot."""
-    summary, runs = results["summary"], results["runs"]
+def plot_training_diagnostics(histories: Mapping[str, object], num_classes: int = 10) -> Figure:
+    """Training against validation loss (top) and accuracy (bottom), one column per model.
+
+    The loss of a network that has learned nothing, ln(num_classes), is drawn dotted; the epoch of
+    lowest validation loss (square) and of best validation accuracy (dot, the one kept) are marked.
+    """
+    fig, axes = plt.subplots(2, len(histories), figsize=(3.3 * len(histories), 5.6), sharex="col", squeeze=False)
+    for col, (name, history) in enumerate(histories.items()):
+        epochs = np.arange(1, len(history.val_acc) + 1)
+        loss_ax, acc_ax = axes[0, col], axes[1, col]
+        loss_ax.plot(epochs, history.train_loss, color="C0", label="training")
+        loss_ax.plot(epochs, history.val_loss, color="C1", label="validation")
+        loss_ax.axhline(math.log(num_classes), color="gray", linestyle=":", label=f"ln {num_classes} (chance)")
+        lowest = int(np.argmin(history.val_loss))
+        loss_ax.scatter(epochs[lowest], history.val_loss[lowest], marker="s", color="C1", edgecolor="black", zorder=3)
+        acc_ax.plot(epochs, [100 * a for a in history.train_acc], color="C0", label="training")
+        acc_ax.plot(epochs, [100 * a for a in history.val_acc], color="C1", label="validation")
+        if history.best_epoch:
+            acc_ax.scatter(history.best_epoch, 100 * history.best_val_acc, color="C1", edgecolor="black", zorder=3)
+        loss_ax.set(title=name)
+        loss_ax.ticklabel_format(axis="y", useOffset=False)
+        acc_ax.set(xlabel="epoch")
+        for ax in (loss_ax, acc_ax):
+            ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("cross-entropy")
+    axes[1, 0].set_ylabel("accuracy (%)")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("Training vs validation (square: lowest validation loss; dot: best validation accuracy)",
+                 fontsize=13)
+    fig.tight_layout()
+    return fig
+
+
+def plot_seed_summary(results: ComparisonResults) -> Figure:
+    """Test accuracy of every seed (dots), with mean ± std (bars) for the activations that learned on every seed.
+
+    An activation with failed runs falls into two groups (chance, and the runs that escaped): a mean
+    and a standard deviation would describe neither, so only its seeds are drawn.
+    """
+    summary = results.summary
     names = list(summary)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
-    learned = [name for name in names if summary[name]["failed"] == 0]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    learned = [name for name in names if summary[name].failed == 0]
     for ax, shown in zip(axes, (names, learned)):
         for i, name in enumerate(names):
             if name not in shown:
                 continue
             row = summary[name]
-            accs = [100 * r["test_acc"] for r in runs if r["activation"] == name and r["test_acc"] is not None]
-            ax.bar(i, 100 * row["mean"], yerr=100 * row["std"], capsize=6, color=f"C{i}", alpha=0.6)
+            accs = [100 * r.test_acc for r in results.runs if r.activation == name and r.test_acc is not None]
+            if row.failed == 0 and row.mean is not None:
+                ax.bar(i, 100 * row.mean, yerr=100 * (row.std or 0), capsize=6, color=f"C{i}", alpha=0.6)
+            else:
+                ax.annotate(f"{row.failed} of {row.runs}\ndid not learn", (i, max(accs, default=100 * CHANCE)),
+                            xytext=(0, 8), textcoords="offset points", ha="center", fontsize=9)
             ax.scatter(i + np.linspace(-0.15, 0.15, len(accs)), accs, color="black", s=12, zorder=3)
         ax.set_xticks([names.index(name) for name in shown], shown)
         ax.grid(axis="y", alpha=0.3)
-    good = [100 * r["test_acc"] for r in runs if r["activation"] in learned and r["test_acc"] is not None]
+    good = [100 * r.test_acc for r in results.runs if r.activation in learned and r.test_acc is not None]
     axes[0].axhline(100 * CHANCE, color="gray", linestyle=":", label="chance (10%)")
     axes[0].set(ylabel="test accuracy (%)", ylim=(0, 100), title="All activations")
     axes[0].legend(loc="lower right")
     if good:
         axes[1].set_ylim(min(good) - 0.5, max(good) + 0.5)
     axes[1].set(ylabel="test accuracy (%)", title="Zoomed in: the activations that learned on every seed")
-    seeds = len(results["protocol"]["seeds"])
-    fig.suptitle(f"Test accuracy over {seeds} seeds: mean ± std (bars) and each seed (dots)", fontsize=13)
+    fig.suptitle(f"Test accuracy over {len(results.seeds)} seeds: each seed (dots), mean ± std (bars)", fontsize=13)
     fig.tight_layout()
     return fig
 
@@ -223,3 +308,118 @@ def visualize_gradients(net, color: str = "C0", data=None) -> Figure:
     device = next(net.parameters()).device
     grads = weight_gradients(net, imgs.to(device), labels.to(device))
     return plot_gradient_histograms(grads, net.config["act_fn"]["name"], color=color)
+
+
+def _visible_range(counts: np.ndarray, edges: np.ndarray, mass: float = 0.999) -> tuple[float, float]:
+    """The span of bins that holds all but ``1 - mass`` of the values of ``counts`` (summed over its rows)."""
+    cumulative = np.cumsum(np.atleast_2d(counts).sum(0))
+    if cumulative[-1] == 0:
+        return edges[0], edges[-1]
+    cumulative = cumulative / cumulative[-1]
+    first = int(np.searchsorted(cumulative, (1 - mass) / 2, side="right"))
+    last = int(np.searchsorted(cumulative, 1 - (1 - mass) / 2))
+    return edges[first], edges[min(last + 1, len(edges) - 1)]
+
+
+def plot_activation_distributions(stats: Mapping[str, Sequence]) -> Figure:
+    """Histograms of each hidden layer's outputs: one row per network, one column per layer.
+
+    ``stats`` maps a name to the ``LayerStatistics`` of its layers (``activation_statistics``). Each
+    title gives the saturated fraction, the dead units and the median per-unit std; a bin that towers
+    over the others (ReLU's zeros) is cut at the top and its height written on it.
+    """
+    rows, cols = len(stats), max(len(layers) for layers in stats.values())
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    for row, (name, layers) in zip(axes, stats.items()):
+        low, high = _visible_range(np.array([layer.counts for layer in layers]), layers[0].edges)
+        for ax, layer in zip(row, layers):
+            fraction = np.array(layer.counts) / max(sum(layer.counts), 1)
+            ax.stairs(fraction, layer.edges, fill=True, color="C0", alpha=0.8)
+            rest = np.sort(fraction)[-2]
+            if fraction.max() > 4 * rest > 0:
+                ax.set_ylim(0, 2 * rest)
+                peak = int(fraction.argmax())
+                ax.annotate(f"{fraction[peak]:.0%} (cut)", xy=(layer.edges[peak + 1], 1.9 * rest), xytext=(3, 0),
+                            textcoords="offset points", va="top", fontsize=8, color="C3")
+            ax.set_xlim(low, high)
+            ax.set_title(f"{name}, layer {layer.layer}\nsaturated {layer.saturated:.1%}, dead {layer.dead_units}/"
+                         f"{layer.units}, unit std {layer.unit_std[1]:.2g}", fontsize=9)
+            ax.grid(alpha=0.3)
+        for ax in row[len(layers):]:
+            ax.set_visible(False)
+        row[0].set_ylabel("fraction of outputs")
+    for ax in axes[-1]:
+        ax.set_xlabel("activation output")
+    images = next(iter(stats.values()))[0].images
+    fig.suptitle(f"Distribution of the hidden layers' outputs on {images} images", fontsize=14)
+    fig.tight_layout()
+    return fig
+
+
+def plot_dead_neurons(stats: Mapping[str, Sequence]) -> Figure:
+    """Dead units per hidden layer, as counts and as fractions of the layer, one bar colour per network.
+
+    ``stats`` maps a name to the ``LayerStatistics`` of its layers (``activation_statistics``).
+    """
+    fig, (ax_count, ax_fraction) = plt.subplots(1, 2, figsize=(13, 4))
+    layers = max(len(values) for values in stats.values())
+    width = 0.8 / len(stats)
+    for i, (name, values) in enumerate(stats.items()):
+        positions = np.arange(1, len(values) + 1) + (i - (len(stats) - 1) / 2) * width
+        bars = ax_count.bar(positions, [layer.dead_units for layer in values], width, color=f"C{i}", label=name)
+        ax_count.bar_label(bars, fontsize=7)
+        ax_fraction.bar(positions, [100 * layer.dead_fraction for layer in values], width, color=f"C{i}", label=name)
+    first = next(iter(stats.values()))
+    ticks = [f"layer {layer.layer}\n({layer.units} units)" for layer in first] + [
+        f"layer {k}" for k in range(len(first) + 1, layers + 1)
+    ]
+    for ax, ylabel in ((ax_count, "dead units"), (ax_fraction, "dead units (% of the layer)")):
+        ax.set_xticks(range(1, layers + 1), ticks)
+        ax.set_ylabel(ylabel)
+        ax.grid(axis="y", alpha=0.3)
+    ax_count.set_title("Dead units per layer (count)")
+    ax_fraction.set_title("Dead units per layer (fraction)")
+    ax_fraction.legend(ncol=2, fontsize=9)
+    fig.suptitle(f"Units that output exactly zero on all {first[0].images} images", fontsize=14)
+    fig.tight_layout()
+    return fig
+
+
+def plot_statistics_over_training(series: Mapping[str, Sequence]) -> Figure:
+    """How each hidden layer's outputs change during training, one column per network.
+
+    ``series`` maps a name to its ``LayerSeries`` (``statistics_over_epochs``). The top rows show each
+    layer's histograms, one column of pixels per epoch (log colour: fraction of the layer's outputs);
+    the bottom rows show mean and std, the saturated fraction and the dead fraction per epoch, one
+    colour per layer.
+    """
+    cols, layers = len(series), max(len(values) for values in series.values())
+    fig, axes = plt.subplots(layers + 3, cols, figsize=(3.6 * cols, 1.9 * (layers + 3)), squeeze=False,
+                             sharex="col", layout="constrained")
+    image = None
+    for col, (name, values) in zip(axes.T, series.items()):
+        for ax, layer in zip(col, values):
+            fraction = layer.histograms / np.maximum(layer.histograms.sum(1, keepdims=True), 1)
+            image = ax.pcolormesh(np.arange(len(fraction) + 1) - 0.5, layer.edges,
+                                  np.ma.masked_equal(fraction.T, 0), norm="log", vmin=1e-5, vmax=1, cmap="viridis")
+            ax.set_ylim(*_visible_range(layer.histograms, layer.edges))
+            ax.set_title(f"{name}, layer {layer.layer}", fontsize=10)
+            ax.set_ylabel("output")
+        for ax in col[len(values):layers]:
+            ax.set_visible(False)
+        ax_moments, ax_saturated, ax_dead = col[layers:]
+        for i, layer in enumerate(values):
+            ax_moments.plot(layer.epochs, layer.mean, color=f"C{i}", label=f"layer {layer.layer}")
+            ax_moments.plot(layer.epochs, layer.std, color=f"C{i}", linestyle="--")
+            ax_saturated.plot(layer.epochs, 100 * layer.saturated, color=f"C{i}", marker=".")
+            ax_dead.plot(layer.epochs, 100 * layer.dead, color=f"C{i}", marker=".")
+        ax_moments.set(title=f"{name}: mean (solid), std (dashed)", ylabel="output")
+        ax_saturated.set(title=f"{name}: saturated", ylabel="% of outputs")
+        ax_dead.set(title=f"{name}: dead units", ylabel="% of units", xlabel="epoch")
+        for ax in (ax_moments, ax_saturated, ax_dead):
+            ax.title.set_fontsize(10)
+            ax.grid(alpha=0.3)
+        ax_moments.legend(fontsize=7)
+    fig.colorbar(image, ax=axes[:layers].ravel().tolist(), label="fraction of the layer's outputs", shrink=0.6)
+    fig.suptitle("Hidden layers' outputs during training (epoch 0: before training)", fontsize=14)
+    return fig

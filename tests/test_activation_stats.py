@@ -218,3 +218,13 @@ def test_plots_return_figures():
     series = {name: statistics_over_epochs([monitor(images())(net)] * 3) for name, net in nets.items()}
     fig = plotting.plot_statistics_over_training(series)
     assert isinstance(fig, Figure) and len([ax for ax in fig.axes if ax.get_visible()]) == 2 * (2 + 3) + 1
+
+
+def test_statistics_work_where_autograd_is_off():
+    from actlab.activations import get_activation
+    from actlab.network import BaseNetwork
+
+    net = BaseNetwork(get_activation("sigmoid"), hidden_sizes=[8])
+    with torch.no_grad():
+        stats = activation_statistics(net, torch.randn(16, 1, 28, 28))
+    assert len(stats) == 1

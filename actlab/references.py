@@ -1,0 +1,67 @@
+"""The reference networks shipped in ``saved_models/``, and how they are trained.
+
+Six networks of the source's protocol, one per source activation, and a deep ReLU network (the
+University of Amsterdam tutorial's ten hidden layers) under PyTorch's default and under He
+initialization. All start from seed 42 and record their activation statistics on a fixed probe
+set of validation images at initialization and after every epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from actlab import settings
+from actlab.activation_stats import monitor
+from actlab.activations import SOURCE_ACTIVATIONS, get_activation
+from actlab.data import FashionMNISTData, load_fashion_mnist
+from actlab.network import DEFAULT_HIDDEN_SIZES, BaseNetwork
+from actlab.runs import History
+from actlab.training import train_model
+
+SEED = 42
+PROBE_SIZE = 1000
+"""How many validation images the activation statistics are recorded on."""
+DEEP_HIDDEN_SIZES = (256, 256, 256, 256, 256, 128, 128, 128, 128, 128)
+
+
+@dataclass(frozen=True)
+class ReferenceRun:
+    """One reference network: its checkpoint name, activation, hidden layers and initialization."""
+
+    name: str
+    activation: str
+    hidden_sizes: tuple[int, ...] = DEFAULT_HIDDEN_SIZES
+    init: str = "default"
+
+
+SOURCE_RUNS = tuple(ReferenceRun(f"FashionMNIST_{name}", name) for name in SOURCE_ACTIVATIONS)
+DEEP_RUNS = tuple(ReferenceRun(f"FashionMNIST_deep_relu_{init}", "relu", DEEP_HIDDEN_SIZES, init)
+                  for init in ("default", "he"))
+REFERENCE_RUNS = SOURCE_RUNS + DEEP_RUNS
+
+
+def probe_images(data: FashionMNISTData) -> torch.Tensor:
+    """The fixed images on which the statistics are recorded: the first ``PROBE_SIZE`` of the validation split."""
+    return data.val.images[:PROBE_SIZE]
+
+
+def reference_network(run: ReferenceRun) -> BaseNetwork:
+    """The untrained network of ``run``, drawn from seed 42 (``train_model`` then applies its initialization)."""
+    settings.set_seed(SEED)
+    return BaseNetwork(get_activation(run.activation), hidden_sizes=run.hidden_sizes).to(settings.get_device())
+
+
+def train_reference(run: ReferenceRun, data: FashionMNISTData | None = None, model_path: Path | None = None,
+                    overwrite: bool = False, progress: bool = True) -> History:
+    """Train ``run`` with the source's protocol and statistics recording, or reuse its finished checkpoint.
+
+    ``model_path`` defaults to ``saved_models/`` in full mode and a scratch folder in quick mode.
+    """
+    data = data or load_fashion_mnist()
+    max_epochs = 3 if settings.quick_mode() else 50
+    return train_model(reference_network(run), run.name, max_epochs=max_epochs, overwrite=overwrite,
+                       model_path=model_path, data=data, seed=SEED, init=run.init,
+                       monitor=monitor(probe_images(data)), progress=progress)

@@ -1,0 +1,70 @@
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+from actlab import plotting
+from actlab.activations import activation_curve, get_activation
+from actlab.compare import load_results
+from actlab.runs import History
+from actlab.settings import SAVED_MODELS
+
+matplotlib.use("Agg")
+
+
+def test_activation_grid_overlays_torch_where_given():
+    acts = [get_activation("elu"), get_activation("gelu")]
+    fig = plotting.plot_activation_grid([activation_curve(a) for a in acts], cols=2,
+                                        references=[activation_curve(acts[0].builtin(), name="torch")])
+    labels = [[line.get_label() for line in ax.lines] for ax in fig.axes]
+    assert "torch" in labels[0] and "torch" not in labels[1]
+    assert "built-ins dotted" in fig._suptitle.get_text()
+
+
+def test_gradient_histograms_draw_a_density_and_survive_constant_gradients():
+    rng = np.random.default_rng(0)
+    fig = plotting.plot_gradient_histograms({"a": rng.normal(size=10_000), "b": np.zeros(100)}, "relu")
+    first, second = fig.axes
+    assert len(first.lines) == 1 and len(second.lines) == 0
+    assert first.get_title() == "a"
+
+
+def test_smoothed_density_integrates_to_one():
+    values = np.random.default_rng(1).normal(size=50_000)
+    centres, density = plotting._smoothed_density(values)
+    assert np.trapezoid(density, centres) == pytest.approx(1.0, abs=0.02)
+    assert abs(centres[density.argmax()]) < 0.2
+
+
+def test_confusion_matrix_rows_are_shares():
+    matrix = torch.tensor([[8, 2], [0, 10]])
+    fig = plotting.plot_confusion_matrix(matrix, ["a", "b"])
+    shares = fig.axes[0].images[0].get_array()
+    np.testing.assert_allclose(shares, [[0.8, 0.2], [0.0, 1.0]])
+    assert {text.get_text() for text in fig.axes[0].texts} == {"80", "20", "100"}
+
+
+def test_training_diagnostics_mark_lowest_loss_and_best_accuracy():
+    history = History("m", train_loss=[2.0, 1.0, 0.5], train_acc=[0.3, 0.6, 0.8],
+                      val_loss=[1.5, 1.0, 1.2], val_acc=[0.4, 0.5, 0.6], best_epoch=3)
+    fig = plotting.plot_training_diagnostics({"m": history})
+    loss_ax, acc_ax = fig.axes[:2]
+    assert tuple(loss_ax.collections[0].get_offsets()[0]) == (2, 1.0)
+    assert tuple(acc_ax.collections[0].get_offsets()[0]) == (3, 60.0)
+    assert loss_ax.lines[2].get_ydata()[0] == pytest.approx(np.log(10))
+
+
+def test_seed_summary_shows_seeds_not_a_mean_for_an_activation_that_failed():
+    results = load_results(SAVED_MODELS / "multiseed" / "results.json")
+    fig = plotting.plot_seed_summary(results)
+    whole = fig.axes[0]
+    assert len(whole.patches) == sum(row.failed == 0 for row in results.summary.values())
+    assert any("did not learn" in text.get_text() for text in whole.texts)
+    assert all(ax.get_ylim()[0] >= 0 for ax in fig.axes)
+
+
+def test_overview_panels_share_one_axis():
+    panels = {"default init": {"relu": [1e-3, 1e-2]}, "he init": {"relu": [1e-2, 1e-2]}}
+    fig = plotting.plot_gradient_overview_panels(panels)
+    assert [ax.get_title() for ax in fig.axes] == ["default init", "he init"]
+    assert fig.axes[0].get_shared_y_axes().joined(fig.axes[0], fig.axes[1])
