@@ -13,8 +13,10 @@ import torch
 from matplotlib.figure import Figure
 
 from actlab import plotting
+from actlab.activation_stats import LayerStatistics
 from actlab.activations import act_fn_by_name, activation_curve, get_activation
 from actlab.gradients import INITS, fresh_network, gradient_overview, weight_gradients
+from actlab.runs import History
 
 CACHE_SIZE = 64
 """How many computed states a widget keeps, so that going back to one is instant."""
@@ -249,3 +251,45 @@ class CurveChooser(PlotWidget):
 
     def draw(self, data: dict[str, object]) -> Figure:
         return plotting.plot_validation_curves(data)
+
+
+class StatisticsExplorer(PlotWidget):
+    """Pick a trained network, a hidden layer and an epoch, see that layer's outputs as recorded during training."""
+
+    usage = ("pick a network, a hidden layer and an epoch (0: before training) to see the distribution of that "
+             "layer's outputs as recorded during training. Run the notebook to use it; the figure below shows "
+             "the first and the last epoch of each network.")
+
+    def __init__(self, histories: Mapping[str, History], network: str | None = None) -> None:
+        self.histories = {name: h for name, h in histories.items() if h.monitor}
+        if not self.histories:
+            raise ValueError("None of these histories holds recorded statistics (train with monitor=...).")
+        names = list(self.histories)
+        self.network = w.Dropdown(options=names, value=network if network in names else names[0],
+                                  description="network")
+        self.layer = w.IntSlider(value=1, min=1, max=1, description="layer", continuous_update=False)
+        self.epoch = w.IntSlider(value=0, min=0, max=0, description="epoch", continuous_update=False)
+        super().__init__([self.network, self.layer, self.epoch])
+        self._fit_sliders()
+        self.update()
+
+    def _fit_sliders(self) -> None:
+        monitor = self.histories[self.network.value].monitor
+        with self.layer.hold_trait_notifications(), self.epoch.hold_trait_notifications():
+            self.layer.max = len(monitor[0]["layers"])
+            self.epoch.max = len(monitor) - 1
+
+    def _on_change(self, change: dict) -> None:
+        if change["owner"] is self.network:
+            self._fit_sliders()
+        self.update()
+
+    def key(self) -> Hashable:
+        return self.network.value, self.layer.value, self.epoch.value
+
+    def compute(self) -> LayerStatistics:
+        record = self.histories[self.network.value].monitor[self.epoch.value]
+        return LayerStatistics.from_dict(record["layers"][self.layer.value - 1])
+
+    def draw(self, data: LayerStatistics) -> Figure:
+        return plotting.plot_activation_distributions({f"{self.network.value}, epoch {self.epoch.value}": [data]})

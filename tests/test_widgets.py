@@ -2,7 +2,7 @@ import matplotlib
 import pytest
 import torch
 
-from actlab.activations import ActivationFunction, Param, act_fn_by_name, register_activation
+from actlab.activations import ActivationFunction, Param, act_fn_by_name, get_activation, register_activation
 from actlab.gradients import first_batch
 from actlab.training import History
 from actlab.widgets import ActivationExplorer, CurveChooser, DepthExplorer, GradientExplorer
@@ -159,3 +159,27 @@ def test_text_fallback_says_how_to_use_the_widget():
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert bundle["text/plain"].startswith("ActivationExplorer: pick an activation")
     assert "VBox" not in bundle["text/plain"]
+
+
+def test_statistics_explorer_follows_network_layer_and_epoch(small_data, tmp_path):
+    from actlab.activation_stats import monitor
+    from actlab.network import BaseNetwork
+    from actlab.settings import set_seed
+    from actlab.training import train_model
+    from actlab.widgets import StatisticsExplorer
+
+    histories = {}
+    for name, sizes in (("relu", [32, 16, 8]), ("sigmoid", [16])):
+        set_seed(0)
+        net = BaseNetwork(get_activation(name), hidden_sizes=sizes)
+        histories[name] = train_model(net, name, max_epochs=2, model_path=tmp_path,
+                                      data=small_data, monitor=monitor(small_data.val.images[:64]), progress=False)
+    explorer = StatisticsExplorer({**histories, "untracked": History("untracked")}, network="relu")
+    assert list(explorer.network.options) == ["relu", "sigmoid"]
+    assert (explorer.layer.max, explorer.epoch.max) == (3, 2)
+    explorer.layer.value, explorer.epoch.value = 3, 2
+    assert explorer.data.layer == 3 and explorer.data.units == 8
+    assert "relu, epoch 2" in explorer.figure.axes[0].get_title()
+    explorer.network.value = "sigmoid"
+    assert explorer.layer.max == 1 and explorer.layer.value == 1
+    assert explorer.data.activation == "Sigmoid" and explorer.error is None
