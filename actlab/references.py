@@ -54,14 +54,15 @@ def reference_network(run: ReferenceRun) -> BaseNetwork:
     return BaseNetwork(get_activation(run.activation), hidden_sizes=run.hidden_sizes).to(settings.get_device())
 
 
-def train_reference(run: ReferenceRun, data: FashionMNISTData | None = None, model_path: Path | None = None,
-                    overwrite: bool = False, progress: bool = True) -> History:
+def train_reference(run: ReferenceRun, net: BaseNetwork | None = None, data: FashionMNISTData | None = None,
+                    model_path: Path | None = None, overwrite: bool = False, progress: bool = True) -> History:
     """Train ``run`` with the source's protocol and statistics recording, or reuse its finished checkpoint.
 
+    ``net`` (by default a fresh ``reference_network(run)``) ends up holding the best epoch's weights.
     ``model_path`` defaults to ``saved_models/`` in full mode and a scratch folder in quick mode.
     """
     data = data or load_fashion_mnist()
     max_epochs = 3 if settings.quick_mode() else 50
-    return train_model(reference_network(run), run.name, max_epochs=max_epochs, overwrite=overwrite,
+    return train_model(net or reference_network(run), run.name, max_epochs=max_epochs, overwrite=overwrite,
                        model_path=model_path, data=data, seed=SEED, init=run.init,
                        monitor=monitor(probe_images(data)), progress=progress)
