@@ -336,3 +336,28 @@ def load_run_histories(folder: Path, activation: str) -> dict[str, History]:
             histories[f"seed {run.seed}"] = history
     return histories
 
+
+
+def load_experiments(folder: Path) -> list[ComparisonResults]:
+    """Every comparison stored under ``folder`` (each ``results.json`` of a grid's subfolders), in path order."""
+    paths = sorted(Path(folder).rglob("results.json"))
+    if not paths:
+        raise ResultsError(f"No results.json under {folder}.")
+    return [load_results(path) for path in paths]
+
+
+def experiment_rows(experiments: Sequence[ComparisonResults]) -> list[dict]:
+    """One row per run: its activation, seed and test accuracy beside every setting of its experiment.
+
+    ``depth`` is the number of hidden layers and ``width`` the size of the first; a run without a
+    test accuracy (it diverged in its first epoch) gets None.
+    """
+    rows = []
+    for results in experiments:
+        sizes = results.experiment.hidden_sizes
+        shared = {"hidden_sizes": "-".join(map(str, sizes)), "depth": len(sizes), "width": sizes[0],
+                  **results.experiment.protocol.to_dict()}
+        for run in results.runs:
+            rows.append({**shared, "activation": run.activation, "seed": run.seed, "test_acc": run.test_acc,
+                         "epochs": run.epochs, "best_epoch": run.best_epoch, "wall_time": run.wall_time})
+    return rows

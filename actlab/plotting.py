@@ -423,3 +423,45 @@ def plot_statistics_over_training(series: Mapping[str, Sequence]) -> Figure:
     fig.colorbar(image, ax=axes[:layers].ravel().tolist(), label="fraction of the layer's outputs", shrink=0.6)
     fig.suptitle("Hidden layers' outputs during training (epoch 0: before training)", fontsize=14)
     return fig
+
+
+def plot_accuracy_by_setting(rows: Sequence[Mapping], setting: str, panels: str | None = None, log_x: bool = False,
+                             title: str = "") -> Figure:
+    """Test accuracy against one setting, one line per activation (mean over seeds), every seed as a dot.
+
+    ``rows`` are runs as ``compare.experiment_rows`` gives them; ``panels`` splits them by another
+    setting (such as ``init``), one panel per value. A numeric ``setting`` is drawn on a numeric axis
+    (logarithmic with ``log_x``), anything else as categories in the order met.
+    """
+    panel_values = list(dict.fromkeys(row[panels] for row in rows)) if panels else [None]
+    fig, axes = plt.subplots(1, len(panel_values), figsize=(5.2 * len(panel_values), 4), sharey=True, squeeze=False)
+    values = list(dict.fromkeys(row[setting] for row in rows))
+    numeric = all(isinstance(v, (int, float)) for v in values)
+    values = sorted(values) if numeric else values
+    position = {v: (v if numeric else i) for i, v in enumerate(values)}
+    activations = list(dict.fromkeys(row["activation"] for row in rows))
+    for ax, panel in zip(axes.flat, panel_values):
+        for i, name in enumerate(activations):
+            mine = [r for r in rows if r["activation"] == name and (panels is None or r[panels] == panel)]
+            xs = [v for v in values if any(r[setting] == v for r in mine)]
+            accs = {v: [100 * r["test_acc"] for r in mine if r[setting] == v and r["test_acc"] is not None]
+                    for v in xs}
+            ax.plot([position[v] for v in xs], [np.mean(accs[v]) if accs[v] else np.nan for v in xs], marker="o",
+                    color=f"C{i}", linewidth=2, label=name)
+            for v in xs:
+                ax.scatter([position[v]] * len(accs[v]), accs[v], color=f"C{i}", s=10, alpha=0.6, zorder=3)
+        if log_x:
+            ax.set_xscale("log")
+        if not numeric:
+            ax.set_xticks(range(len(values)), [str(v) for v in values], rotation=20)
+        elif not log_x:
+            ax.set_xticks(values, [str(v) for v in values])
+        ax.axhline(100 * CHANCE, color="gray", linestyle=":")
+        ax.set(xlabel=setting.replace("_", " "), title=f"{panels} = {panel}" if panels else "")
+        ax.grid(alpha=0.3, which="both")
+    axes.flat[0].set_ylabel("test accuracy (%)")
+    axes.flat[-1].legend(fontsize=9)
+    fig.suptitle(title or f"Test accuracy against {setting.replace('_', ' ')} (line: mean over seeds; dots: seeds)",
+                 fontsize=13)
+    fig.tight_layout()
+    return fig

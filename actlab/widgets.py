@@ -293,3 +293,34 @@ class StatisticsExplorer(PlotWidget):
 
     def draw(self, data: LayerStatistics) -> Figure:
         return plotting.plot_activation_distributions({f"{self.network.value}, epoch {self.epoch.value}": [data]})
+
+
+class ExperimentExplorer(PlotWidget):
+    """Pick an experiment and the activations to show, see test accuracy against the setting it varies."""
+
+    usage = ("pick an experiment (the setting it varies) and tick the activations to show. Run the notebook to "
+             "use it; the figures of each section show every experiment with all its activations.")
+
+    def __init__(self, experiments: Mapping[str, Mapping]) -> None:
+        """``experiments``: name to ``rows`` (``compare.experiment_rows``) and ``plot_accuracy_by_setting`` options."""
+        self.experiments = {name: dict(options) for name, options in experiments.items()}
+        self.experiment = w.Dropdown(options=list(self.experiments), description="experiment")
+        names = dict.fromkeys(row["activation"] for options in self.experiments.values() for row in options["rows"])
+        self.boxes = {name: w.Checkbox(value=True, description=name, indent=False, layout=w.Layout(width="auto"))
+                      for name in names}
+        super().__init__([self.experiment, *self.boxes.values()])
+        self.update()
+
+    def key(self) -> Hashable:
+        return self.experiment.value, tuple(box.value for box in self.boxes.values())
+
+    def compute(self) -> list[dict]:
+        ticked = {name for name, box in self.boxes.items() if box.value}
+        rows = [row for row in self.experiments[self.experiment.value]["rows"] if row["activation"] in ticked]
+        if not rows:
+            raise ValueError("no activation of this experiment is ticked.")
+        return rows
+
+    def draw(self, data: list[dict]) -> Figure:
+        options = {key: value for key, value in self.experiments[self.experiment.value].items() if key != "rows"}
+        return plotting.plot_accuracy_by_setting(data, **options)

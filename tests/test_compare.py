@@ -156,3 +156,21 @@ def test_shipped_results_load(folder):
     assert results.experiment.data.subset == "full" and results.experiment.protocol.lr == 0.01
     histories = load_run_histories(SAVED_MODELS / folder, "sigmoid")
     assert [h.test_acc for h in histories.values()] == [r.test_acc for r in results.runs if r.activation == "sigmoid"]
+
+
+def test_experiment_rows_flatten_every_comparison_under_a_folder():
+    from actlab.compare import experiment_rows, load_experiments
+    from actlab.settings import SAVED_MODELS
+
+    rows = experiment_rows(load_experiments(SAVED_MODELS / "multiseed"))
+    assert len(rows) == 30 and {row["depth"] for row in rows} == {4}
+    assert {"activation", "seed", "test_acc", "lr", "init", "optimizer", "width"} <= set(rows[0])
+
+
+def test_load_experiments_names_an_empty_folder(tmp_path):
+    import pytest
+
+    from actlab.compare import ResultsError, load_experiments
+
+    with pytest.raises(ResultsError, match="No results.json"):
+        load_experiments(tmp_path)

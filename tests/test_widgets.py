@@ -183,3 +183,21 @@ def test_statistics_explorer_follows_network_layer_and_epoch(small_data, tmp_pat
     explorer.network.value = "sigmoid"
     assert explorer.layer.max == 1 and explorer.layer.value == 1
     assert explorer.data.activation == "Sigmoid" and explorer.error is None
+
+
+def test_experiment_explorer_filters_activations_and_switches_experiments():
+    from actlab.widgets import ExperimentExplorer
+
+    def rows(setting, values):
+        return [{"activation": name, setting: v, "seed": 0, "test_acc": 0.5 + 0.01 * i, "init": "he"}
+                for i, v in enumerate(values) for name in ("relu", "tanh")]
+
+    explorer = ExperimentExplorer({"depth": {"rows": rows("depth", [2, 4]), "setting": "depth", "panels": "init"},
+                                   "lr": {"rows": rows("lr", [0.01, 0.1]), "setting": "lr", "log_x": True}})
+    assert len(explorer.data) == 4 and explorer.figure.axes[0].get_title() == "init = he"
+    explorer.boxes["tanh"].value = False
+    assert {row["activation"] for row in explorer.data} == {"relu"}
+    explorer.experiment.value = "lr"
+    assert explorer.figure.axes[0].get_xscale() == "log"
+    explorer.boxes["relu"].value = False
+    assert "no activation" in explorer.error
