@@ -144,8 +144,8 @@ class Sigmoid(HandDerived):
         return y, (y,)
 
     def derivative(self, grad, y):
-        """sigma'(x) = y (1 - y), from the output y alone."""
-        return (1 - y).mul_(y).mul_(grad)
+        """sigma'(x) = y (1 - y) = y - y^2, from the output y alone."""
+        return torch.addcmul(y, y, y, value=-1).mul_(grad)
 
     def builtin(self):
         return torch.sigmoid
@@ -162,8 +162,8 @@ class Tanh(HandDerived):
         return y, (y,)
 
     def derivative(self, grad, y):
-        """tanh'(x) = 1 - y^2."""
-        return y.square().neg_().add_(1).mul_(grad)
+        """tanh'(x) = 1 - y^2: grad - grad y^2."""
+        return torch.addcmul(grad, grad, y.square(), value=-1)
 
     def builtin(self):
         return torch.tanh
@@ -239,7 +239,7 @@ class Swish(HandDerived):
 
     def derivative(self, grad, s, y):
         """s + x s (1 - s) = s + y (1 - s)."""
-        return (1 - s).mul_(y).add_(s).mul_(grad)
+        return torch.addcmul(s, y, 1 - s).mul_(grad)
 
     def builtin(self):
         return F.silu
@@ -257,8 +257,8 @@ class GELU(HandDerived):
 
     def derivative(self, grad, x, cdf):
         """Phi(x) + x phi(x), with the normal density phi(x) = e^(-x^2 / 2) / sqrt(2 pi)."""
-        pdf = x.square().mul_(-0.5).exp_().mul_(INV_SQRT_2PI)
-        return pdf.mul_(x).add_(cdf).mul_(grad)
+        gauss = x.square().mul_(-0.5).exp_()
+        return torch.addcmul(cdf, x, gauss, value=INV_SQRT_2PI).mul_(grad)
 
     def builtin(self):
         return F.gelu
@@ -294,7 +294,7 @@ class Softplus(HandDerived):
 
     def value(self, x):
         # max(x, 0) + ln(1 + e^(-beta |x|)) / beta: the exponential never exceeds 1.
-        y = x.abs().mul_(-self.beta).exp_().log1p_().div_(self.beta).add_(x.clamp(min=0))
+        y = x.clamp(min=0).add_(x.abs().mul_(-self.beta).exp_().log1p_(), alpha=1 / self.beta)
         return y, (x,)
 
     def derivative(self, grad, x):
