@@ -6,8 +6,9 @@
     same shapes, without autograd, activations, loss or optimizer).
 
 The three are run in turns, several rounds, and the median of each is compared, so that a noisy
-machine slows all of them alike. Then, with ``--memory``, each notebook is executed in full mode in
-a fresh kernel and its peak resident memory is reported (Binder offers 1-2 GB).
+machine slows all of them alike. Then each hand-written activation is timed against torch's own
+kernel in the same loop (``activation_speed.py``). With ``--memory``, each notebook is executed in
+full mode in a fresh kernel and its peak resident memory is reported (Binder offers 1-2 GB).
 
 Usage: python benchmarks/epoch_speed.py [--rounds 3] [--memory]
 """
@@ -17,13 +18,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import activation_speed
 import torch
 from torch.utils.data import DataLoader
 
@@ -107,7 +108,7 @@ def main() -> None:
     data = load_fashion_mnist("cpu", quick=False)
     train_set, val_set, _ = torchvision_datasets()
     batches = len(data.train) // BATCH_SIZE
-    print(f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(activation_speed.machine())
     print(f"one epoch: {batches} batches of {BATCH_SIZE}, BaseNetwork(ReLU) 784-512-256-256-128-10, SGD\n")
 
     runs = {"a": [], "b": [], "c": [], "a val": [], "b val": []}
@@ -125,7 +126,8 @@ def main() -> None:
     print(f"(a)/(c) = {a / c:.2f}  actlab's loop against its matrix multiplications (target: at most 1.2)")
     print(f"(b)/(c) = {b / c:.1f}   the most any loop could gain over the source's, all overhead removed")
     print(f"\nvalidation pass over 10,000 images: actlab {a_val:.2f} s, source {b_val:.2f} s")
-    print(f"whole epoch with its validation, source/actlab = {(b + b_val) / (a + a_val):.1f}")
+    print(f"whole epoch with its validation, source/actlab = {(b + b_val) / (a + a_val):.1f}\n")
+    activation_speed.report(activation_speed.first_batches(data), args.rounds)
 
     if args.memory:
         print("\npeak memory of a full-mode run (largest process: the kernel), Binder offers 1-2 GB:")
