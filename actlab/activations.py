@@ -396,7 +396,7 @@ def activation_properties(act_fn: ActivationFunction, x_min: float = -20.0, x_ma
     mean_output = torch.trapezoid(y * density, x).item()
     return {
         "activation": curve.name,
-        f"range on [{x_min:g}, {x_max:g}]": f"[{y.min().item():.3g}, {y.max().item():.3g}]",
+        f"range on [{x_min:g}, {x_max:g}]": f"[{y.min().item() + 0.0:.3g}, {y.max().item() + 0.0:.3g}]",
         "max derivative": round(dy.max().item(), 3),
         "mean output, x ~ N(0, 1)": round(mean_output, 3) + 0.0,
         "zero-centred": abs(mean_output) < 0.05,

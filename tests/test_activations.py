@@ -256,3 +256,9 @@ def test_properties_table():
     assert rows["elu"]["smooth"] and rows["swish"]["max derivative"] == pytest.approx(1.1, abs=1e-3)
     assert not rows["swish"]["monotonic"] and rows["softplus"]["monotonic"]
     assert rows["relu"]["mean output, x ~ N(0, 1)"] == pytest.approx(1 / (2 * 3.14159265) ** 0.5, abs=1e-3)
+
+
+def test_properties_print_no_negative_zero():
+    from actlab.activations import activation_properties
+
+    assert activation_properties(get_activation("relu"))["range on [-20, 20]"] == "[0, 20]"
