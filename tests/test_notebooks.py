@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+from IPython.core.inputtransformer2 import TransformerManager
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -38,7 +39,7 @@ def imports_of(notebook: Path) -> dict:
     """A namespace holding only what the notebook's import statements bring in."""
     namespace: dict = {}
     for cell in code_cells(notebook):
-        tree = ast.parse(source(cell))
+        tree = ast.parse(TransformerManager().transform_cell(source(cell)))
         statements = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
         exec(compile(ast.Module(statements, type_ignores=[]), str(notebook), "exec"), namespace)
     return namespace
