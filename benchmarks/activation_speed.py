@@ -12,6 +12,7 @@ Usage: python benchmarks/activation_speed.py [--rounds 3] [--threads N]
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -86,7 +87,6 @@ def measure(names: Sequence[str], batches: Batches, rounds: int) -> dict[str, tu
 
 def verdict(ratio: float) -> str:
     """The ratio, as printed, against the target."""
-    ratio = round(ratio, 2)
     if ratio <= AIM:
         return "aim met"
     if ratio <= LIMIT:
@@ -95,7 +95,7 @@ def verdict(ratio: float) -> str:
 
 
 def report(batches: Batches, rounds: int) -> dict[str, float]:
-    """Print the table of epoch times and ratios; return the ratio per activation."""
+    """Print the table of epoch times and ratios; return the ratio per activation, as printed."""
     print(f"hand-written activation against torch's kernel: {len(batches)} batches of {BATCH_SIZE}, "
           f"BaseNetwork 784-{'-'.join(map(str, DEFAULT_HIDDEN_SIZES))}-10, SGD, median of {rounds} rounds")
     print(f"target: at most {LIMIT} per activation, aim {AIM}\n")
@@ -103,10 +103,10 @@ def report(batches: Batches, rounds: int) -> dict[str, float]:
     print(f"{'activation':12}{'hand-written s':>16}{'built-in s':>12}{'ratio':>8}   verdict")
     ratios = {}
     for name, (hand, kernel) in measure(NAMES, batches, rounds).items():
-        ratios[name] = hand / kernel
+        ratios[name] = round(hand / kernel, 2)
         print(f"{name:12}{hand:16.3f}{kernel:12.3f}{ratios[name]:8.2f}   {verdict(ratios[name])}")
-    print(f"{load_at_start} at the start, {load()} at the end, on {os.cpu_count()} CPUs "
-          "(other programs on the CPUs slow the hand-written side more: it runs more, smaller operations)")
+    print(f"load average {load_at_start:.1f} at the start, {load():.1f} at the end, on {os.cpu_count()} CPUs: "
+          "other programs on the CPUs slow the hand-written side more, as it runs more, smaller operations")
     missed = [name for name, ratio in ratios.items() if ratio > LIMIT]
     if missed:
         print(f"\nthe target of {LIMIT} is NOT met on this machine for: {', '.join(missed)}")
@@ -124,9 +124,9 @@ def machine() -> str:
     return f"{processor}, {os.cpu_count()} CPUs, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
-def load() -> str:
-    """The machine's load average over the last minute: how busy other programs keep the CPUs."""
-    return f"load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "load average unknown"
+def load() -> float:
+    """The machine's load average over the last minute (nan where the system does not tell)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
 
 
 def first_batches(data: FashionMNISTData, count: int = BATCHES) -> Batches:
