@@ -3,8 +3,9 @@
 Each built-in activation states its formula twice, side by side: ``value`` computes f(x), and
 ``derivative`` computes f'(x) from what ``value`` kept. Autograd then records one step per
 activation instead of every elementwise operation in the formula, and the backward pass is the
-textbook derivative (sigmoid: s (1 - s), tanh: 1 - y^2), so it trains about as fast as torch's own
-kernels. Every formula stays finite for any finite input, in values and in gradients.
+textbook derivative (sigmoid: y (1 - y) from its output y, tanh: 1 - y^2), so a network trains
+with them about as fast as with torch's own kernels. Values and gradients stay finite for any
+finite input.
 
 An activation of your own only needs ``forward``; autograd derives it for you.
 """
@@ -88,17 +89,23 @@ class HandDerived(ActivationFunction):
 
     Subclasses implement two methods. ``value(x)`` returns f(x) and a tuple of the tensors that
     the derivative needs; ``derivative(grad, *saved)`` returns ``grad * f'(x)`` from those tensors
-    alone (the chain rule: the gradient that arrives, times the local slope). Both may work in
-    place on tensors they have just created, never on ``x``, ``grad`` or a saved tensor.
+    alone (the chain rule: the gradient that arrives, times the local slope). Autograd records one
+    step for the whole activation.
+
+    Every pass over a tensor costs time, so both work in place (``exp_``, ``mul_``) on tensors they
+    have just created, never on ``x``, ``grad`` or a saved tensor, and use
+    ``torch.addcmul(a, b, c, value=v)``, which is a + v b c in one pass.
 
     Integer inputs are computed in the default floating-point type, and float16 or bfloat16
     inputs in float32, rounded back at the end, as torch's own kernels do.
     """
 
     def value(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """f(x), and the tensors that ``derivative`` needs."""
         raise NotImplementedError
 
     def derivative(self, grad: torch.Tensor, *saved: torch.Tensor) -> torch.Tensor:
+        """``grad * f'(x)``, from the tensors that ``value`` saved."""
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
