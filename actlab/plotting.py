@@ -356,31 +356,31 @@ def plot_activation_distributions(stats: Mapping[str, Sequence]) -> Figure:
     return fig
 
 
-def plot_dead_neurons(stats: Mapping[str, Sequence]) -> Figure:
+def plot_dead_neurons(stats: Mapping[str, Sequence], title: str = "") -> Figure:
     """Dead units per hidden layer, as counts and as fractions of the layer, one bar colour per network.
 
     ``stats`` maps a name to the ``LayerStatistics`` of its layers (``activation_statistics``).
     """
-    fig, (ax_count, ax_fraction) = plt.subplots(1, 2, figsize=(13, 4))
+    fig, (ax_count, ax_fraction) = plt.subplots(1, 2, figsize=(13, 4.2))
     layers = max(len(values) for values in stats.values())
     width = 0.8 / len(stats)
     for i, (name, values) in enumerate(stats.items()):
         positions = np.arange(1, len(values) + 1) + (i - (len(stats) - 1) / 2) * width
-        bars = ax_count.bar(positions, [layer.dead_units for layer in values], width, color=f"C{i}", label=name)
-        ax_count.bar_label(bars, fontsize=7)
+        dead = [layer.dead_units for layer in values]
+        bars = ax_count.bar(positions, dead, width, color=f"C{i}", label=name)
+        ax_count.bar_label(bars, labels=[str(d) if d else "" for d in dead], fontsize=7)
         ax_fraction.bar(positions, [100 * layer.dead_fraction for layer in values], width, color=f"C{i}", label=name)
-    first = next(iter(stats.values()))
-    ticks = [f"layer {layer.layer}\n({layer.units} units)" for layer in first] + [
-        f"layer {k}" for k in range(len(first) + 1, layers + 1)
-    ]
+    widest = max(stats.values(), key=len)
+    ticks = [f"{layer.layer}\n({layer.units})" for layer in widest]
     for ax, ylabel in ((ax_count, "dead units"), (ax_fraction, "dead units (% of the layer)")):
-        ax.set_xticks(range(1, layers + 1), ticks)
-        ax.set_ylabel(ylabel)
+        ax.set_xticks(range(1, layers + 1), ticks, fontsize=8)
+        ax.set(xlabel="hidden layer (units)", ylabel=ylabel)
         ax.grid(axis="y", alpha=0.3)
     ax_count.set_title("Dead units per layer (count)")
     ax_fraction.set_title("Dead units per layer (fraction)")
-    ax_fraction.legend(ncol=2, fontsize=9)
-    fig.suptitle(f"Units that output exactly zero on all {first[0].images} images", fontsize=14)
+    ax_count.legend(fontsize=9, loc="upper left")
+    images = next(iter(stats.values()))[0].images
+    fig.suptitle(title or f"Units that output exactly zero on all {images:,} images", fontsize=14)
     fig.tight_layout()
     return fig
 
