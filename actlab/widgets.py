@@ -51,6 +51,7 @@ class PlotWidget:
         self.figure: Figure | None = None
         self.error: str | None = None
         self._cache: OrderedDict[Hashable, tuple[object, Figure, bytes]] = OrderedDict()
+        self._quiet = False
         for control in controls:
             control.observe(self._on_change, names="value")
 
@@ -65,7 +66,21 @@ class PlotWidget:
         raise NotImplementedError
 
     def _on_change(self, _change: dict) -> None:
-        self.update()
+        if not self._quiet:
+            self.update()
+
+    def _sync_options(self, dropdown: w.Dropdown) -> None:
+        """Offer every activation registered so far, including those registered after the widget was made."""
+        options = tuple(act_fn_by_name)
+        if tuple(dropdown.options) == options:
+            return
+        value = dropdown.value
+        self._quiet = True
+        try:
+            dropdown.options = options
+            dropdown.value = value if value in options else options[0]
+        finally:
+            self._quiet = False
 
     def update(self) -> None:
         """Show the plot of the current state: from the cache, or computed and drawn now."""
@@ -105,16 +120,6 @@ def _activation_dropdown(value: str) -> w.Dropdown:
     return w.Dropdown(options=options, value=value if value in options else options[0], description="activation")
 
 
-def _sync_options(dropdown: w.Dropdown) -> None:
-    """Offer every activation registered so far, including those registered after the widget was made."""
-    options = tuple(act_fn_by_name)
-    if tuple(dropdown.options) != options:
-        value = dropdown.value
-        with dropdown.hold_trait_notifications():
-            dropdown.options = options
-            dropdown.value = value if value in options else options[0]
-
-
 class ActivationExplorer(PlotWidget):
     """Pick an activation and its parameters, see the function and its derivative, optionally against torch's."""
 
@@ -146,12 +151,14 @@ class ActivationExplorer(PlotWidget):
         self.param_box.children = tuple(self.sliders.values())
 
     def _on_change(self, change: dict) -> None:
+        if self._quiet:
+            return
         if change["owner"] is self.activation:
             self._make_sliders()
         self.update()
 
     def update(self) -> None:
-        _sync_options(self.activation)
+        self._sync_options(self.activation)
         super().update()
 
     def key(self) -> Hashable:
@@ -186,7 +193,7 @@ class GradientExplorer(PlotWidget):
         self.update()
 
     def update(self) -> None:
-        _sync_options(self.activation)
+        self._sync_options(self.activation)
         super().update()
 
     def key(self) -> Hashable:

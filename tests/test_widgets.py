@@ -146,8 +146,10 @@ def test_an_activation_registered_later_appears_in_an_existing_dropdown(batch):
             return x * torch.sigmoid(2 * x)
 
     try:
-        explorer.compare.value = True
+        explorer.activation.value = "elu"
         assert "late" in explorer.activation.options
+        assert explorer.activation.value == "elu" and explorer.data["curve"].name == "ELU"
+        assert list(explorer.sliders) == ["alpha"]
         gradient_explorer.update()
         assert "late" in gradient_explorer.activation.options
     finally:
