@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: lab test run data benchmark lint clean
+.PHONY: lab test run data benchmark memory lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ run: data
 
 benchmark: data
 	$(BIN)/python benchmarks/epoch_speed.py
+
+memory: data
+	$(BIN)/python benchmarks/notebook_memory.py
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

@@ -7,22 +7,18 @@
 
 The three are run in turns, several rounds, and the median of each is compared, so that a noisy
 machine slows all of them alike. Then each hand-written activation is timed against torch's own
-kernel in the same loop (``activation_speed.py``). With ``--memory``, each notebook is executed in
-full mode in a fresh kernel and its peak resident memory is reported (Binder offers 1-2 GB).
+kernel in the same loop (``activation_speed.py``). ``notebook_memory.py`` measures the notebooks'
+peak memory.
 
-Usage: python benchmarks/epoch_speed.py [--rounds 3] [--memory]
+Usage: python benchmarks/epoch_speed.py [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import activation_speed
 import torch
@@ -34,7 +30,6 @@ from actlab.network import DEFAULT_HIDDEN_SIZES
 from actlab.training import evaluate, make_optimizer, test_model, train_epoch
 
 BATCH_SIZE = 256
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
 def fresh_setup():
@@ -84,24 +79,9 @@ def timed(fn, *args) -> float:
     return time.perf_counter() - start
 
 
-def notebook_peak_memory(notebook: Path) -> float:
-    """Peak resident memory (GB) of the largest process while ``notebook`` runs in full mode."""
-    code = (
-        "import resource, subprocess, sys\n"
-        "subprocess.run([sys.executable, '-m', 'jupyter', 'nbconvert', '--to', 'notebook', '--execute',\n"
-        "                '--stdout', sys.argv[1]], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
-        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "ACTLAB_QUICK"}
-    command = [sys.executable, "-c", code, str(notebook)]
-    out = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
-    return int(out.stdout.strip()) / 1024**2
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--memory", action="store_true", help="also measure each notebook's peak memory")
     args = parser.parse_args()
 
     wall = time.perf_counter()
@@ -129,10 +109,6 @@ def main() -> None:
     print(f"whole epoch with its validation, source/actlab = {(b + b_val) / (a + a_val):.1f}\n")
     activation_speed.report(activation_speed.first_batches(data), args.rounds)
 
-    if args.memory:
-        print("\npeak memory of a full-mode run (largest process: the kernel), Binder offers 1-2 GB:")
-        for notebook in sorted(NOTEBOOKS.glob("*.ipynb")):
-            print(f"  {notebook.name:32} {notebook_peak_memory(notebook):.2f} GB")
     print(f"\nwall time of the whole comparison: {time.perf_counter() - wall:.0f} s")
 
 
