@@ -16,7 +16,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -235,8 +235,9 @@ def split_indices(n: int, val_size: int = VAL_SIZE, seed: int = SPLIT_SEED) -> t
 class TensorLoader:
     """Batches from tensors already in memory, with the ``DataLoader`` interface.
 
-    Each pass over a shuffled loader draws a fresh permutation from its own seeded generator,
-    so epochs differ from each other but a run repeats exactly.
+    ``transform``, if given, is applied to each batch of images (a whole batch at once). Each pass
+    over a shuffled loader draws a fresh permutation from its own seeded generator, so epochs
+    differ from each other but a run repeats exactly.
     """
 
     def __init__(
@@ -247,10 +248,11 @@ class TensorLoader:
         shuffle: bool = False,
         drop_last: bool = False,
         seed: int = 0,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-        self.images, self.labels = images, labels
+        self.images, self.labels, self.transform = images, labels, transform
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -265,31 +267,42 @@ class TensorLoader:
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             batch = slice(start, start + self.batch_size)
             idx = batch if order is None else order[batch]
-            yield self.images[idx], self.labels[idx]
+            images = self.images[idx]
+            yield (self.transform(images) if self.transform else images), self.labels[idx]
 
 
 @dataclass(frozen=True)
 class Split:
-    """One part of the data: normalized images (N, 1, 28, 28) and their labels."""
+    """One part of the data: the images as bytes (N, 28, 28), normalized when used, and their labels.
 
-    images: torch.Tensor
+    Bytes take a quarter of the memory of normalized floats. ``images`` and the loader's batches
+    are normalized when asked for, with ``normalize``, so they equal the source's transform exactly.
+    """
+
+    pixels: torch.Tensor
     labels: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def images(self) -> torch.Tensor:
+        """Every image, normalized (N, 1, 28, 28): a new tensor at each access; ``head`` or ``loader`` give parts."""
+        return normalize(self.pixels)
+
     def loader(self, batch_size: int, shuffle: bool = False, drop_last: bool = False, seed: int = 0) -> TensorLoader:
-        """A ``TensorLoader`` over this split."""
-        return TensorLoader(self.images, self.labels, batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed)
+        """A ``TensorLoader`` over this split that normalizes each batch."""
+        return TensorLoader(self.pixels, self.labels, batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed,
+                            transform=normalize)
 
     def head(self, n: int) -> Split:
         """The first ``n`` examples."""
-        return Split(self.images[:n], self.labels[:n])
+        return Split(self.pixels[:n], self.labels[:n])
 
 
 @dataclass(frozen=True)
 class FashionMNISTData:
-    """The train, validation and test splits, all normalized and on one device.
+    """The train, validation and test splits, on one device.
 
     ``subset`` says which part of FashionMNIST they are: ``"full"``, ``"quick"`` (the first images
     of each split), or ``"custom"`` for splits put together by hand.
@@ -326,8 +339,9 @@ def load_fashion_mnist(
     """FashionMNIST as tensors: the 50,000 / 10,000 train / validation split and the 10,000 test images.
 
     Quick mode (``ACTLAB_QUICK=1``, or ``quick=True``) keeps only the first
-    5,000 / 1,000 / 1,000 of them. The files are read once; every call normalizes its own copy,
-    so a caller that edits its tensors in place changes nobody else's data.
+    5,000 / 1,000 / 1,000 of them. The files are read once; every call gets its own copy of the
+    bytes, and ``images`` is normalized anew at each access, so a caller that edits its tensors in
+    place changes nobody else's data.
     """
     device = device or settings.get_device()
     quick = settings.quick_mode() if quick is None else quick
@@ -335,7 +349,7 @@ def load_fashion_mnist(
     splits = {}
     for name, (images, labels) in raw.items():
         n = QUICK_SIZES[name] if quick else len(labels)
-        splits[name] = Split(normalize(images[:n]).to(device), labels[:n].clone().to(device))
+        splits[name] = Split(images[:n].clone().to(device), labels[:n].clone().to(device))
     return FashionMNISTData(**splits, subset="quick" if quick else "full")
 
 

@@ -22,7 +22,8 @@ SEED = 42
 def first_batch(data: FashionMNISTData | None = None, size: int = BATCH_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``size`` training images and labels, unshuffled, as the source takes them."""
     data = data or load_fashion_mnist()
-    return data.train.images[:size], data.train.labels[:size]
+    first = data.train.head(size)
+    return first.images, first.labels
 
 
 def weight_gradients(net: nn.Module, imgs: torch.Tensor, labels: torch.Tensor) -> dict[str, np.ndarray]:

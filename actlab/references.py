@@ -45,7 +45,7 @@ REFERENCE_RUNS = SOURCE_RUNS + DEEP_RUNS
 
 def probe_images(data: FashionMNISTData) -> torch.Tensor:
     """The fixed images on which the statistics are recorded: the first ``PROBE_SIZE`` of the validation split."""
-    return data.val.images[:PROBE_SIZE]
+    return data.val.head(PROBE_SIZE).images
 
 
 def reference_network(run: ReferenceRun) -> BaseNetwork:

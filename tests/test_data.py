@@ -20,6 +20,7 @@ from actlab.data import (
     ensure_fashion_mnist,
     load_fashion_mnist,
     load_raw,
+    normalize,
     read_images,
     read_labels,
 )
@@ -308,9 +309,18 @@ def test_callers_do_not_share_tensors():
     first = load_fashion_mnist("cpu", quick=True)
     second = load_fashion_mnist("cpu", quick=True)
     expected = second.train.images[0].clone(), second.test.labels[:5].clone()
-    first.train.images.mul_(0)
+    first.train.pixels.zero_()
     first.test.labels.zero_()
     third = load_fashion_mnist("cpu", quick=True)
     for data_ in (second, third):
         assert torch.equal(data_.train.images[0], expected[0]) and torch.equal(data_.test.labels[:5], expected[1])
     assert third.subset == "quick"
+
+
+def test_splits_keep_bytes_and_normalize_on_use():
+    data_ = load_fashion_mnist("cpu", quick=True)
+    assert data_.train.pixels.dtype == torch.uint8 and data_.train.pixels.shape == (5_000, 28, 28)
+    images, labels = next(iter(data_.train.loader(64, shuffle=True, seed=1)))
+    order = torch.randperm(5_000, generator=torch.Generator().manual_seed(1))[:64]
+    assert torch.equal(images, data_.train.images[order]) and torch.equal(labels, data_.train.labels[order])
+    assert torch.equal(data_.train.head(3).images, normalize(data_.train.pixels[:3]))
