@@ -18,7 +18,6 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -315,9 +314,8 @@ class FashionMNISTData:
     subset: str = "custom"
 
 
-@lru_cache(maxsize=2)
 def _raw_splits(root: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """The ``uint8`` images and labels of each split, read once per data folder and never handed out."""
+    """The ``uint8`` images and labels of each split, read from the files anew at every call."""
     train_images, train_labels = load_raw("train", Path(root))
     test_images, test_labels = load_raw("test", Path(root))
     if len(train_labels) <= VAL_SIZE:
@@ -339,17 +337,18 @@ def load_fashion_mnist(
     """FashionMNIST as tensors: the 50,000 / 10,000 train / validation split and the 10,000 test images.
 
     Quick mode (``ACTLAB_QUICK=1``, or ``quick=True``) keeps only the first
-    5,000 / 1,000 / 1,000 of them. The files are read once; every call gets its own copy of the
-    bytes, and ``images`` is normalized anew at each access, so a caller that edits its tensors in
-    place changes nobody else's data.
+    5,000 / 1,000 / 1,000 of them. Every call reads the files and gets tensors of its own, and
+    ``images`` is normalized anew at each access, so a caller that edits its tensors in place
+    changes nobody else's data.
     """
     device = device or settings.get_device()
     quick = settings.quick_mode() if quick is None else quick
     raw = _raw_splits(str(Path(root or settings.data_dir()).resolve()))
     splits = {}
     for name, (images, labels) in raw.items():
-        n = QUICK_SIZES[name] if quick else len(labels)
-        splits[name] = Split(images[:n].clone().to(device), labels[:n].clone().to(device))
+        if quick:
+            images, labels = images[: QUICK_SIZES[name]].clone(), labels[: QUICK_SIZES[name]].clone()
+        splits[name] = Split(images.to(device), labels.to(device))
     return FashionMNISTData(**splits, subset="quick" if quick else "full")
 
 
