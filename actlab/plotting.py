@@ -465,3 +465,32 @@ def plot_accuracy_by_setting(rows: Sequence[Mapping], setting: str, panels: str 
                  fontsize=13)
     fig.tight_layout()
     return fig
+
+
+def plot_lesson(curves: Sequence[Curve], scales: Mapping[str, Sequence[float]], results: ComparisonResults) -> Figure:
+    """The lab at a glance: the derivatives, the gradient per layer at initialization, the test accuracies."""
+    fig, (ax_slope, ax_grad, ax_acc) = plt.subplots(1, 3, figsize=(16, 4.2))
+    for i, curve in enumerate(curves):
+        ax_slope.plot(curve.x, curve.dy, linewidth=2, color=f"C{i}", label=curve.name)
+        ax_grad.plot(range(1, len(scales[curve.name.lower()]) + 1), scales[curve.name.lower()], marker="o",
+                     linewidth=2, color=f"C{i}", label=curve.name)
+    ax_slope.set(title="1. The derivative is the lesson", xlabel="x", ylabel="f'(x)")
+    ax_grad.set_xticks(range(1, len(next(iter(scales.values()))) + 1))
+    ax_grad.set(title="2. What reaches each layer at initialization", xlabel="weight matrix (1 = input layer)",
+                ylabel="std of the weight gradient", yscale="log")
+    summary = results.summary
+    names = [curve.name.lower() for curve in curves if curve.name.lower() in summary]
+    for i, name in enumerate(names):
+        accs = [100 * r.test_acc for r in results.runs if r.activation == name and r.test_acc is not None]
+        ax_acc.scatter([i] * len(accs), accs, color=f"C{i}", s=25, zorder=3)
+    ax_acc.axhline(100 * CHANCE, color="gray", linestyle=":")
+    ax_acc.set_xticks(range(len(names)), names)
+    ax_acc.set(title=f"3. Test accuracy after training, {len(results.seeds)} seeds each", ylabel="test accuracy (%)",
+               ylim=(0, 100))
+    for ax in (ax_slope, ax_grad, ax_acc):
+        ax.grid(alpha=0.3)
+    ax_slope.legend(fontsize=9)
+    fig.suptitle("What activation functions do to a neural network (FashionMNIST, 784-512-256-256-128-10)",
+                 fontsize=14)
+    fig.tight_layout()
+    return fig

@@ -228,3 +228,18 @@ def test_statistics_work_where_autograd_is_off():
     with torch.no_grad():
         stats = activation_statistics(net, torch.randn(16, 1, 28, 28))
     assert len(stats) == 1
+
+
+def test_dead_neurons_of_the_shipped_relu_network_match_an_independent_count(small_data):
+    from actlab.checkpoints import load_model
+    from actlab.settings import SAVED_MODELS
+
+    net = load_model(SAVED_MODELS, "FashionMNIST_relu", device=torch.device("cpu"))
+    images = small_data.test.images
+    expected, h = [], images.flatten(1)
+    with torch.no_grad():
+        for linear in net.layers[:-1:2]:
+            h = torch.clamp(linear(h), min=0)
+            expected.append(int((h == 0).all(dim=0).sum()))
+    assert dead_neurons(net, images) == expected
+    assert sum(expected) > 0

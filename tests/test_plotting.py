@@ -68,3 +68,11 @@ def test_overview_panels_share_one_axis():
     fig = plotting.plot_gradient_overview_panels(panels)
     assert [ax.get_title() for ax in fig.axes] == ["default init", "he init"]
     assert fig.axes[0].get_shared_y_axes().joined(fig.axes[0], fig.axes[1])
+
+
+def test_lesson_figure_has_three_panels():
+    results = load_results(SAVED_MODELS / "multiseed" / "results.json")
+    curves = [activation_curve(get_activation(name)) for name in ("sigmoid", "relu")]
+    fig = plotting.plot_lesson(curves, {"sigmoid": [1e-6, 1e-2], "relu": [1e-3, 1e-3]}, results)
+    assert len(fig.axes) == 3 and [len(ax.lines) for ax in fig.axes[:2]] == [2, 2]
+    assert len(fig.axes[2].collections) == 2
