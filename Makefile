@@ -36,6 +36,7 @@ run: data
 
 benchmark: data
 	$(BIN)/python benchmarks/epoch_speed.py
+	$(BIN)/python benchmarks/widget_response.py
 
 memory: data
 	$(BIN)/python benchmarks/notebook_memory.py
