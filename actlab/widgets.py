@@ -22,6 +22,7 @@ CACHE_SIZE = 64
 """How many computed states a widget keeps, so that going back to one is instant."""
 
 BUSY = "<span style='color: #777'>computing…</span>"
+RUN_IT = "Run the notebook to use it; the static figure beside it shows the states that the text discusses."
 
 
 def _png(figure: Figure) -> bytes:
@@ -124,8 +125,7 @@ class ActivationExplorer(PlotWidget):
     """Pick an activation and its parameters, see the function and its derivative, optionally against torch's."""
 
     usage = ("pick an activation in the dropdown, move its parameters and the x range, and tick 'overlay torch's "
-             "built-in' to draw torch's own version on top. Run the notebook to use it; the figure below shows "
-             "the states that the text discusses.")
+             "built-in' to draw torch's own version on top. " + RUN_IT)
 
     def __init__(self, activation: str = "relu", x_range: tuple[float, float] = (-5.0, 5.0)) -> None:
         self.activation = _activation_dropdown(activation)
@@ -184,7 +184,7 @@ class GradientExplorer(PlotWidget):
     """Pick an activation, see the gradient histograms of a freshly initialized network."""
 
     usage = ("pick an activation in the dropdown to see the gradient histograms of its freshly initialized "
-             "network. Run the notebook to use it; the figures below show sigmoid, tanh and ReLU.")
+             "network. " + RUN_IT)
 
     def __init__(self, imgs: torch.Tensor, labels: torch.Tensor, activation: str = "sigmoid") -> None:
         self.imgs, self.labels = imgs, labels
@@ -212,7 +212,7 @@ class DepthExplorer(PlotWidget):
     """Pick the number of hidden layers and the initialization, see every activation's gradient scale per layer."""
 
     usage = ("drag 'hidden layers' and pick an initialization to see how the gradient reaching each layer "
-             "changes with depth. Run the notebook to use it; the figure below shows every initialization.")
+             "changes with depth. " + RUN_IT)
 
     def __init__(self, imgs: torch.Tensor, labels: torch.Tensor, depth: int = 4, width: int = 256,
                  activations: Sequence[str] | None = None) -> None:
@@ -239,8 +239,7 @@ class DepthExplorer(PlotWidget):
 class CurveChooser(PlotWidget):
     """Tick which trained models' validation curves to overlay."""
 
-    usage = ("tick the models whose validation curves to overlay. Run the notebook to use it; the figure "
-             "below shows every curve.")
+    usage = "tick the models whose validation curves to overlay. " + RUN_IT
 
     def __init__(self, histories: Mapping[str, object], selected: Sequence[str] | None = None) -> None:
         self.histories = dict(histories)
@@ -264,8 +263,7 @@ class StatisticsExplorer(PlotWidget):
     """Pick a trained network, a hidden layer and an epoch, see that layer's outputs as recorded during training."""
 
     usage = ("pick a network, a hidden layer and an epoch (0: before training) to see the distribution of that "
-             "layer's outputs as recorded during training. Run the notebook to use it; the figure below shows "
-             "the first and the last epoch of each network.")
+             "layer's outputs as recorded during training. " + RUN_IT)
 
     def __init__(self, histories: Mapping[str, History], network: str | None = None) -> None:
         self.histories = {name: h for name, h in histories.items() if h.monitor}
@@ -305,8 +303,7 @@ class StatisticsExplorer(PlotWidget):
 class ExperimentExplorer(PlotWidget):
     """Pick an experiment and the activations to show, see test accuracy against the setting it varies."""
 
-    usage = ("pick an experiment (the setting it varies) and tick the activations to show. Run the notebook to "
-             "use it; the figures of each section show every experiment with all its activations.")
+    usage = "pick an experiment (the setting it varies) and tick the activations to show. " + RUN_IT
 
     def __init__(self, experiments: Mapping[str, Mapping]) -> None:
         """``experiments``: name to ``rows`` (``compare.experiment_rows``) and ``plot_accuracy_by_setting`` options."""
