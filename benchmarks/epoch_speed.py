@@ -1,6 +1,6 @@
 """One training epoch of BaseNetwork(ReLU) on the 50,000 training images, three ways, side by side.
 
-(a) actlab's loop: in-memory normalized tensors served by ``TensorLoader``;
+(a) actlab's loop: the images kept in memory as bytes, normalized batch by batch by ``TensorLoader``;
 (b) the source's loop: torchvision's dataset, per-image PIL transforms, through a ``DataLoader``;
 (c) the floor: only the matrix multiplications of the same epoch (forward and backward GEMMs of the
     same shapes, without autograd, activations, loss or optimizer).
