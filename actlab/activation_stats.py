@@ -111,10 +111,6 @@ class LayerStatistics:
     def dead_fraction(self) -> float:
         return self.dead_units / self.units
 
-    @property
-    def saturated_unit_fraction(self) -> float:
-        return self.saturated_units / self.units
-
     def to_dict(self) -> dict:
         """Plain JSON types: tuples become lists."""
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
@@ -318,6 +314,11 @@ def _series(layer: Sequence[LayerStatistics]) -> LayerSeries:
         saturated_units=column("saturated_units") / first.units,
         dead=column("dead_units") / first.units,
     )
+
+
+def recorded_layer(records: Sequence[dict], epoch: int, layer: int) -> LayerStatistics:
+    """The statistics of hidden layer ``layer`` (from 1) at ``epoch`` (0: before training) in ``monitor`` records."""
+    return LayerStatistics.from_dict(records[epoch]["layers"][layer - 1])
 
 
 def statistics_over_epochs(records: Sequence[dict]) -> list[LayerSeries]:

@@ -314,13 +314,13 @@ class FashionMNISTData:
     subset: str = "custom"
 
 
-def _raw_splits(root: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def _raw_splits(root: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """The ``uint8`` images and labels of each split, read from the files anew at every call."""
-    train_images, train_labels = load_raw("train", Path(root))
-    test_images, test_labels = load_raw("test", Path(root))
+    train_images, train_labels = load_raw("train", root)
+    test_images, test_labels = load_raw("test", root)
     if len(train_labels) <= VAL_SIZE:
         raise DatasetError(
-            f"{raw_dir(Path(root)) / FILES['train'][0]} holds {len(train_labels):,} images, but the validation split "
+            f"{raw_dir(root) / FILES['train'][0]} holds {len(train_labels):,} images, but the validation split "
             f"alone takes {VAL_SIZE:,}; FashionMNIST's training file holds {FILE_COUNTS['train']:,}."
         )
     train_idx, val_idx = split_indices(len(train_labels))
@@ -343,7 +343,7 @@ def load_fashion_mnist(
     """
     device = device or settings.get_device()
     quick = settings.quick_mode() if quick is None else quick
-    raw = _raw_splits(str(Path(root or settings.data_dir()).resolve()))
+    raw = _raw_splits(Path(root or settings.data_dir()))
     splits = {}
     for name, (images, labels) in raw.items():
         if quick:

@@ -13,7 +13,7 @@ import torch
 from matplotlib.figure import Figure
 
 from actlab import plotting
-from actlab.activation_stats import LayerStatistics
+from actlab.activation_stats import LayerStatistics, recorded_layer
 from actlab.activations import act_fn_by_name, activation_curve, get_activation
 from actlab.gradients import INITS, fresh_network, gradient_overview, weight_gradients
 from actlab.runs import History
@@ -293,8 +293,7 @@ class StatisticsExplorer(PlotWidget):
         return self.network.value, self.layer.value, self.epoch.value
 
     def compute(self) -> LayerStatistics:
-        record = self.histories[self.network.value].monitor[self.epoch.value]
-        return LayerStatistics.from_dict(record["layers"][self.layer.value - 1])
+        return recorded_layer(self.histories[self.network.value].monitor, self.epoch.value, self.layer.value)
 
     def draw(self, data: LayerStatistics) -> Figure:
         return plotting.plot_activation_distributions({f"{self.network.value}, epoch {self.epoch.value}": [data]})
