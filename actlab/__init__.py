@@ -1,5 +1,9 @@
 """actlab: what activation functions do to a neural network.
 
+This package is the lesson: activations, the network, the data, the training loop, gradients,
+statistics, plots and widgets. ``actlab.lab`` holds the lab around it (kept runs, comparisons,
+grids, the reference networks, the command line); the lesson never imports it.
+
 The names follow the source tutorial, so the notebooks and the article read side by side.
 """
 
@@ -13,10 +17,10 @@ from actlab.activations import (
 )
 from actlab.checkpoints import CheckpointError, CheckpointMismatchError, load_model, save_model
 from actlab.data import load_fashion_mnist
-from actlab.network import BaseNetwork
-from actlab.runs import History, Protocol, RunRecord
+from actlab.gradients import visualize_gradients
+from actlab.network import BaseNetwork, initialize
 from actlab.settings import get_device, quick_mode, set_seed
-from actlab.training import fit, test_model, train_model
+from actlab.training import History, Protocol, default_protocol, evaluate, fit, test_model
 
 __all__ = [
     "ActivationFunction",
@@ -26,12 +30,14 @@ __all__ = [
     "History",
     "Param",
     "Protocol",
-    "RunRecord",
     "act_fn_by_name",
     "activation_curve",
+    "default_protocol",
+    "evaluate",
     "fit",
     "get_activation",
     "get_device",
+    "initialize",
     "load_fashion_mnist",
     "load_model",
     "quick_mode",
@@ -39,5 +45,5 @@ __all__ = [
     "save_model",
     "set_seed",
     "test_model",
-    "train_model",
+    "visualize_gradients",
 ]

@@ -1,8 +1,9 @@
 """What the hidden layers output: distributions, spread, saturated and dead units, epoch by epoch.
 
-``BaseNetwork`` reuses one activation module after every hidden layer, so a hook on that module
-could not tell the layers apart. Instead ``net.layers`` is walked in order: the input of the k-th
-activation (the pre-activation, a Linear layer's output) and its output belong to hidden layer k.
+The hidden layers are found with forward hooks (``actlab.hooks``), so any network that uses actlab's
+activation modules can be measured: the k-th use of an activation in a forward pass is hidden layer k,
+its input the pre-activation and its output the layer's output. Measurements run in eval mode, and
+the network's mode is restored after.
 
 Histograms use bins fixed per activation (see ``activation_range``), so histograms of different
 epochs, networks or images line up and can be stacked into one image.
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from actlab.activations import ActivationFunction
+from actlab.hooks import device_of, evaluation, recording_activations
 
 REFERENCE_INPUTS = (-8.0, 8.0)
 """The input range on which an activation's output range and steepest slope are measured."""
@@ -172,45 +174,44 @@ class _Accumulator:
         )
 
 
-def _device(net: nn.Module) -> torch.device:
-    return next(net.parameters()).device
-
-
 def _activate(act_fn: ActivationFunction, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The activation's output and its derivative at ``pre``, by autograd (so any elementwise activation works)."""
     with torch.enable_grad():
         x = pre.detach().requires_grad_()
-        y = act_fn(x)
+        y = act_fn.forward(x)
         (slope,) = torch.autograd.grad(y, x, torch.ones_like(y))
     return y.detach(), slope
+
+
+def _check_inputs(images: object, batch_size: object) -> torch.Tensor:
+    if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.dim() < 2:
+        raise ValueError("images must be a float tensor of normalized images, one per row (N x 1 x 28 x 28), "
+                         f"not {type(images).__name__} {getattr(images, 'dtype', '')}")
+    if len(images) == 0:
+        raise ValueError("images holds no image: the statistics need at least one image.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
+    return images
 
 
 @torch.no_grad()
 def _hidden_layers(
     net: nn.Module, images: torch.Tensor, batch_size: int, slopes: bool
 ) -> Iterator[tuple[int, ActivationFunction, torch.Tensor, torch.Tensor | None]]:
-    """For each batch and each hidden layer in order: (layer index from 0, activation, output, derivative or None).
+    """For each batch and each use of an activation, in order: (layer index from 0, module, output, derivative).
 
-    Stops at the last activation: the output layer is not needed.
+    The derivative is None unless ``slopes``. Outputs are flattened to one row per image.
     """
-    modules = list(net.layers)
-    hidden = [i for i, module in enumerate(modules) if isinstance(module, ActivationFunction)]
-    if not hidden:
-        raise ValueError("The network's layers hold no ActivationFunction, so it has no hidden layer to measure.")
-    last = hidden[-1]
-    device = _device(net)
-    for start in range(0, len(images), batch_size):
-        h = images[start : start + batch_size].to(device)
-        h = h.reshape(len(h), -1)
-        layer = 0
-        for module in modules[: last + 1]:
-            if not isinstance(module, ActivationFunction):
-                h = module(h)
-                continue
-            post, slope = _activate(module, h) if slopes else (module(h), None)
-            yield layer, module, post, slope
-            h = post
-            layer += 1
+    images = _check_inputs(images, batch_size)
+    device = device_of(net)
+    with evaluation(net), recording_activations(net) as calls:
+        for start in range(0, len(images), batch_size):
+            calls.clear()
+            net(images[start : start + batch_size].to(device))
+            for layer, call in enumerate(list(calls)):
+                pre = call.pre.reshape(len(call.pre), -1)
+                post, slope = _activate(call.module, pre) if slopes else (call.post.reshape(len(pre), -1), None)
+                yield layer, call.module, post, slope
 
 
 def activation_statistics(
@@ -218,14 +219,13 @@ def activation_statistics(
 ) -> list[LayerStatistics]:
     """``LayerStatistics`` of every hidden layer of ``net`` on ``images`` (N x 1 x 28 x 28, normalized).
 
-    ``net`` is a ``BaseNetwork``, or any module whose ``layers`` alternate Linear layers and activations.
-
-    Runs without gradients except through the activation itself, on the network's device, in batches
-    of ``batch_size`` images. Histogram bins are fixed per activation: ``bins`` equal bins over
-    ``activation_range(act_fn)``.
+    ``net`` is any network built with actlab's activation modules; each use of one is a hidden layer.
+    Runs in eval mode without gradients except through the activation itself, on the network's
+    device, in batches of ``batch_size`` images. Histogram bins are fixed per activation: ``bins``
+    equal bins over ``activation_range(act_fn)``.
     """
-    if len(images) == 0:
-        raise ValueError("activation_statistics needs at least one image.")
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins must be a positive integer, not {bins!r}")
     references: dict[int, ActivationRange] = {}
     accumulators: list[_Accumulator] = []
     for layer, act_fn, post, slope in _hidden_layers(net, images, batch_size, slopes=True):

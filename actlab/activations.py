@@ -312,7 +312,7 @@ class Softplus(HandDerived):
         return lambda x: F.softplus(x, beta=self.beta, threshold=40.0)
 
 
-class UnknownActivationError(KeyError):
+class UnknownActivationError(KeyError, ValueError):
     """An activation name that is not registered; the message lists those that are."""
 
     def __str__(self) -> str:

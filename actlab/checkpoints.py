@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from actlab import settings
-from actlab.activations import UnknownActivationError, from_config
-from actlab.network import BaseNetwork, check_config, parameter_shapes
+from actlab.activations import UnknownActivationError
+from actlab.network import BaseNetwork, build_network, check_config, parameter_shapes
 
 SUFFIXES = {"model": ".tar", "config": ".config", "history": ".history.json", "record": ".run.json"}
 """The files of one checkpoint, by kind."""
@@ -232,10 +232,9 @@ def load_model(
     _check_shapes(config, state, model_file)
     if net is None:
         try:
-            act_fn = from_config(config["act_fn"])
+            net = build_network(config).to(device)
         except (UnknownActivationError, TypeError, ValueError) as err:
             raise CheckpointError(f"{config_file} describes a network that cannot be built: {err}") from err
-        net = BaseNetwork(act_fn, **{key: value for key, value in config.items() if key != "act_fn"}).to(device)
     try:
         net.load_state_dict(state)
     except RuntimeError as err:

@@ -7,13 +7,16 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 from torch import nn
 
 from actlab import settings
 from actlab.activations import get_activation
 from actlab.data import FashionMNISTData, load_fashion_mnist
+from actlab.hooks import device_of, evaluation, recording_activations
 from actlab.network import DEFAULT_HIDDEN_SIZES, BaseNetwork, initialize
 from actlab.network import INITS as INITS
+from actlab.plotting import plot_gradient_histograms
 
 BATCH_SIZE = 256
 SEED = 42
@@ -27,26 +30,25 @@ def first_batch(data: FashionMNISTData | None = None, size: int = BATCH_SIZE) ->
 
 
 def weight_gradients(net: nn.Module, imgs: torch.Tensor, labels: torch.Tensor) -> dict[str, np.ndarray]:
-    """The gradient of the cross-entropy with respect to every weight matrix, flattened, by name."""
-    net.eval()
-    net.zero_grad()
-    F.cross_entropy(net(imgs), labels).backward()
-    grads = {
-        name: p.grad.detach().view(-1).cpu().numpy().copy() for name, p in net.named_parameters() if "weight" in name
-    }
-    net.zero_grad()
+    """The gradient of the cross-entropy with respect to every weight matrix, flattened, by parameter name.
+
+    Runs in eval mode (the mode is restored after); vectors (biases, normalization scales) are left out.
+    """
+    with evaluation(net):
+        net.zero_grad()
+        F.cross_entropy(net(imgs), labels).backward()
+        grads = {name: p.grad.detach().view(-1).cpu().numpy().copy()
+                 for name, p in net.named_parameters() if p.dim() >= 2 and p.grad is not None}
+        net.zero_grad()
     return grads
 
 
 @torch.no_grad()
-def preactivations(net: BaseNetwork, imgs: torch.Tensor) -> list[torch.Tensor]:
-    """The input of every hidden layer's activation (its pre-activation), one tensor per hidden layer."""
-    found, h = [], imgs.flatten(start_dim=1)
-    for layer in net.layers[:-1]:
-        h = layer(h)
-        if isinstance(layer, nn.Linear):
-            found.append(h)
-    return found
+def preactivations(net: nn.Module, imgs: torch.Tensor) -> list[torch.Tensor]:
+    """The input of every use of an activation (its pre-activation), one tensor per hidden layer, in eval mode."""
+    with evaluation(net), recording_activations(net) as calls:
+        net(imgs)
+    return [call.pre for call in calls]
 
 
 def fresh_network(
@@ -90,3 +92,12 @@ def depth_sweep(
         name: {depth: gradient_overview([name], imgs, labels, [width] * depth, seed, init)[name] for depth in depths}
         for name in activations
     }
+
+
+def visualize_gradients(net: nn.Module, color: str = "C0", data: FashionMNISTData | None = None) -> Figure:
+    """The source's function: the gradients of the first training batch through ``net``, as histograms."""
+    imgs, labels = first_batch(data)
+    device = device_of(net)
+    grads = weight_gradients(net, imgs.to(device), labels.to(device))
+    title = getattr(net, "config", {}).get("act_fn", {}).get("name", type(net).__name__)
+    return plot_gradient_histograms(grads, title, color=color)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from actlab.activations import ActivationFunction, LeakyReLU, ReLU, Sigmoid, Tanh
+from actlab.activations import ActivationFunction, LeakyReLU, ReLU, Sigmoid, Tanh, from_config
 
 DEFAULT_HIDDEN_SIZES = (512, 256, 256, 128)
 
@@ -49,6 +49,13 @@ class BaseNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x.view(x.size(0), -1))
+
+
+def build_network(config: dict) -> BaseNetwork:
+    """A new ``BaseNetwork`` built from its ``config``, with freshly drawn weights."""
+    check_config(config)
+    return BaseNetwork(from_config(config["act_fn"]), config["input_size"], config["num_classes"],
+                       config["hidden_sizes"])
 
 
 def network_config(

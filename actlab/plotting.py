@@ -11,8 +11,6 @@ import torch
 from matplotlib.figure import Figure
 
 from actlab.activations import Curve
-from actlab.compare import ComparisonResults
-from actlab.gradients import first_batch, weight_gradients
 
 CHANCE = 0.1
 
@@ -266,48 +264,43 @@ def plot_training_diagnostics(histories: Mapping[str, object], num_classes: int 
     return fig
 
 
-def plot_seed_summary(results: ComparisonResults) -> Figure:
+def plot_seed_summary(accuracies: Mapping[str, Sequence[float | None]], failed: Mapping[str, int]) -> Figure:
     """Test accuracy of every seed (dots), with mean ± std (bars) for the activations that learned on every seed.
 
-    An activation with failed runs falls into two groups (chance, and the runs that escaped): a mean
-    and a standard deviation would describe neither, so only its seeds are drawn.
+    ``accuracies`` maps an activation to its runs' test accuracies (None: no accuracy), ``failed`` to how
+    many of them did not learn. An activation with failed runs falls into two groups (chance, and the
+    runs that escaped): a mean and a standard deviation would describe neither, so only its seeds are drawn.
     """
-    summary = results.summary
-    names = list(summary)
+    names = list(accuracies)
+    measured = {name: [100 * acc for acc in accuracies[name] if acc is not None] for name in names}
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
-    learned = [name for name in names if summary[name].failed == 0]
+    learned = [name for name in names if failed[name] == 0]
     for ax, shown in zip(axes, (names, learned)):
         for i, name in enumerate(names):
             if name not in shown:
                 continue
-            row = summary[name]
-            accs = [100 * r.test_acc for r in results.runs if r.activation == name and r.test_acc is not None]
-            if row.failed == 0 and row.mean is not None:
-                ax.bar(i, 100 * row.mean, yerr=100 * (row.std or 0), capsize=6, color=f"C{i}", alpha=0.6)
+            accs = measured[name]
+            if failed[name] == 0 and accs:
+                std = float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0
+                ax.bar(i, float(np.mean(accs)), yerr=std, capsize=6, color=f"C{i}", alpha=0.6)
             else:
-                ax.annotate(f"{row.failed} of {row.runs}\ndid not learn", (i, max(accs, default=100 * CHANCE)),
-                            xytext=(0, 8), textcoords="offset points", ha="center", fontsize=9)
+                ax.annotate(f"{failed[name]} of {len(accuracies[name])}\ndid not learn",
+                            (i, max(accs, default=100 * CHANCE)), xytext=(0, 8), textcoords="offset points",
+                            ha="center", fontsize=9)
             ax.scatter(i + np.linspace(-0.15, 0.15, len(accs)), accs, color="black", s=12, zorder=3)
         ax.set_xticks([names.index(name) for name in shown], shown)
         ax.grid(axis="y", alpha=0.3)
-    good = [100 * r.test_acc for r in results.runs if r.activation in learned and r.test_acc is not None]
+    good = [acc for name in learned for acc in measured[name]]
     axes[0].axhline(100 * CHANCE, color="gray", linestyle=":", label="chance (10%)")
     axes[0].set(ylabel="test accuracy (%)", ylim=(0, 100), title="All activations")
     axes[0].legend(loc="lower right")
     if good:
         axes[1].set_ylim(min(good) - 0.5, max(good) + 0.5)
     axes[1].set(ylabel="test accuracy (%)", title="Zoomed in: the activations that learned on every seed")
-    fig.suptitle(f"Test accuracy over {len(results.seeds)} seeds: each seed (dots), mean ± std (bars)", fontsize=13)
+    seeds = max((len(runs) for runs in accuracies.values()), default=0)
+    fig.suptitle(f"Test accuracy over {seeds} seeds: each seed (dots), mean ± std (bars)", fontsize=13)
     fig.tight_layout()
     return fig
-
-
-def visualize_gradients(net, color: str = "C0", data=None) -> Figure:
-    """The source's function: gradients of the first training batch through ``net``, drawn as histograms."""
-    imgs, labels = first_batch(data)
-    device = next(net.parameters()).device
-    grads = weight_gradients(net, imgs.to(device), labels.to(device))
-    return plot_gradient_histograms(grads, net.config["act_fn"]["name"], color=color)
 
 
 def _visible_range(counts: np.ndarray, edges: np.ndarray, mass: float = 0.999) -> tuple[float, float]:
@@ -467,8 +460,12 @@ def plot_accuracy_by_setting(rows: Sequence[Mapping], setting: str, panels: str 
     return fig
 
 
-def plot_lesson(curves: Sequence[Curve], scales: Mapping[str, Sequence[float]], results: ComparisonResults) -> Figure:
-    """The lab at a glance: the derivatives, the gradient per layer at initialization, the test accuracies."""
+def plot_lesson(curves: Sequence[Curve], scales: Mapping[str, Sequence[float]],
+                accuracies: Mapping[str, Sequence[float | None]]) -> Figure:
+    """The lab at a glance: the derivatives, the gradient per layer at initialization, the test accuracies.
+
+    ``accuracies`` maps an activation to the test accuracies of its runs (None: no accuracy).
+    """
     fig, (ax_slope, ax_grad, ax_acc) = plt.subplots(1, 3, figsize=(16, 4.2))
     for i, curve in enumerate(curves):
         ax_slope.plot(curve.x, curve.dy, linewidth=2, color=f"C{i}", label=curve.name)
@@ -478,14 +475,14 @@ def plot_lesson(curves: Sequence[Curve], scales: Mapping[str, Sequence[float]], 
     ax_grad.set_xticks(range(1, len(next(iter(scales.values()))) + 1))
     ax_grad.set(title="2. What reaches each layer at initialization", xlabel="weight matrix (1 = input layer)",
                 ylabel="std of the weight gradient", yscale="log")
-    summary = results.summary
-    names = [curve.name.lower() for curve in curves if curve.name.lower() in summary]
+    names = [curve.name.lower() for curve in curves if curve.name.lower() in accuracies]
     for i, name in enumerate(names):
-        accs = [100 * r.test_acc for r in results.runs if r.activation == name and r.test_acc is not None]
+        accs = [100 * acc for acc in accuracies[name] if acc is not None]
         ax_acc.scatter([i] * len(accs), accs, color=f"C{i}", s=25, zorder=3)
     ax_acc.axhline(100 * CHANCE, color="gray", linestyle=":")
     ax_acc.set_xticks(range(len(names)), names)
-    ax_acc.set(title=f"3. Test accuracy after training, {len(results.seeds)} seeds each", ylabel="test accuracy (%)",
+    seeds = max((len(runs) for runs in accuracies.values()), default=0)
+    ax_acc.set(title=f"3. Test accuracy after training, {seeds} seeds each", ylabel="test accuracy (%)",
                ylim=(0, 100))
     for ax in (ax_slope, ax_grad, ax_acc):
         ax.grid(alpha=0.3)

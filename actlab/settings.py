@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ SAVED_MODELS = REPO_ROOT / "saved_models"
 
 QUICK_ENV = "ACTLAB_QUICK"
 DATA_ENV = "ACTLAB_DATA"
+CACHE_ENV = "ACTLAB_CACHE"
 QUICK_ON = ("1", "on", "yes", "true")
 QUICK_OFF = ("", "0", "off", "no", "false")
 
@@ -45,17 +44,24 @@ def data_dir() -> Path:
     return Path(os.environ.get(DATA_ENV) or REPO_ROOT / "data").expanduser()
 
 
-@cache
-def _quick_checkpoints() -> Path:
-    return Path(tempfile.mkdtemp(prefix="actlab-quick-"))
+def quick_checkpoints() -> Path:
+    """Quick mode's checkpoint folder, one per user: ``$ACTLAB_CACHE``, else ``$XDG_CACHE_HOME/actlab/quick``.
+
+    ``$XDG_CACHE_HOME`` defaults to ``~/.cache``. Runs there are reused like any others: only a
+    finished run with the same record.
+    """
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+    return cache_home / "actlab" / "quick"
 
 
 def checkpoint_path() -> Path:
-    """Where notebooks train into: the shipped references, or a scratch folder in quick mode.
+    """Where notebooks train into: the shipped references, or the user's quick-mode folder.
 
     Quick mode never writes into ``saved_models/``, so the reference checkpoints stay intact.
     """
-    return _quick_checkpoints() if quick_mode() else SAVED_MODELS
+    return quick_checkpoints() if quick_mode() else SAVED_MODELS
 
 
 def get_device() -> torch.device:

@@ -1,18 +1,17 @@
-"""Training and evaluation with the source's protocol: SGD, early stopping, best checkpoint kept.
+"""Training and evaluation: the source's protocol (SGD, early stopping, the best epoch kept), for any network.
 
-``fit`` is the epoch loop with early stopping. ``train_model`` wraps it: it reuses a finished run
-with the same record, or trains from the start, turns Ctrl-C and a non-finite loss into a clean
-stop, and tests the best epoch.
+``fit`` trains, and only trains: it reads and writes no file and draws no weights. Whatever should
+happen after an epoch (saving a checkpoint, say) is passed to it as ``on_epoch``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import time
-import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -20,15 +19,143 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from actlab import settings
-from actlab.checkpoints import CheckpointError, CheckpointMismatchError, load_model
-from actlab.data import FashionMNISTData, Split, load_fashion_mnist
-from actlab.network import BaseNetwork, initialize
-from actlab.runs import DIVERGED, FINISHED, INTERRUPTED, DataSpec, History, Protocol, RunFiles, RunRecord
+from actlab.data import FashionMNISTData, Split
 
 EVAL_BATCH_SIZE = 4096
+OPTIMIZERS = ("sgd", "adam")
+SGD_MOMENTUM = 0.9
+"""The momentum of the source's SGD, used when none is given."""
+
+INTERRUPTED = "interrupted"
+DIVERGED = "diverged"
+"""How ``History.stop_reason`` starts when Ctrl-C or a non-finite loss ended the training."""
+
+
+def _positive_int(what: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, not {value!r}")
+
+
+def _number(what: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, not {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a network is trained: optimizer and its settings, batch size, at most how many epochs, patience.
+
+    The defaults are the source's. ``momentum`` applies to SGD only: None there means the source's
+    0.9, and Adam takes none.
+    """
+
+    max_epochs: int = 50
+    patience: int = 7
+    batch_size: int = 256
+    optimizer: str = "sgd"
+    lr: float = 1e-2
+    momentum: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_epochs", "patience", "batch_size"):
+            _positive_int(name, getattr(self, name))
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be 'sgd' or 'adam', not {self.optimizer!r}")
+        if not _number("lr", self.lr) > 0:
+            raise ValueError(f"lr must be positive, not {self.lr!r}")
+        object.__setattr__(self, "lr", float(self.lr))
+        if self.optimizer == "adam" and self.momentum is not None:
+            raise ValueError("momentum applies to SGD only; Adam takes none")
+        if self.optimizer == "sgd":
+            momentum = SGD_MOMENTUM if self.momentum is None else _number("momentum", self.momentum)
+            if not 0 <= momentum < 1:
+                raise ValueError(f"momentum must lie in [0, 1), not {momentum!r}")
+            object.__setattr__(self, "momentum", momentum)
+
+    def to_dict(self) -> dict:
+        """The protocol as plain JSON values."""
+        return asdict(self)
+
+
+FULL_PROTOCOL = Protocol()
+"""The source's protocol: SGD with lr 0.01 and momentum 0.9, batches of 256, at most 50 epochs, patience 7."""
+QUICK_PROTOCOL = replace(FULL_PROTOCOL, max_epochs=3)
+"""Quick mode's protocol: the source's, cut to 3 epochs."""
+
+
+def changed(protocol: Protocol, **changes: object) -> Protocol:
+    """``protocol`` with some settings changed, checked like any protocol.
+
+    A change of optimizer resets the momentum to the new optimizer's default unless one is given.
+    """
+    names = [f.name for f in fields(Protocol)]
+    unknown = sorted(set(changes) - set(names))
+    if unknown:
+        raise ValueError(f"unknown protocol setting(s) {', '.join(unknown)}; the settings are {', '.join(names)}")
+    if changes.get("optimizer", protocol.optimizer) != protocol.optimizer:
+        changes.setdefault("momentum", None)
+    return replace(protocol, **changes)  # type: ignore[arg-type]
+
+
+def default_protocol(**changes: object) -> Protocol:
+    """The protocol of the current mode (``QUICK_PROTOCOL`` or ``FULL_PROTOCOL``), with ``changes`` applied."""
+    return changed(QUICK_PROTOCOL if settings.quick_mode() else FULL_PROTOCOL, **changes)
+
+
+@dataclass
+class History:
+    """What happened during one training run, epoch by epoch (accuracies as fractions).
+
+    ``monitor`` holds what a monitor returned at initialization (epoch 0) and after each epoch.
+    """
+
+    model_name: str = ""
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    stop_reason: str = ""
+    wall_time: float = 0.0
+    test_acc: float | None = None
+    monitor: list[dict] = field(default_factory=list)
+
+    @property
+    def epochs(self) -> int:
+        """How many epochs ran to the end."""
+        return len(self.val_acc)
+
+    @property
+    def best_val_acc(self) -> float | None:
+        """The validation accuracy of the best epoch, None before the first."""
+        return self.val_acc[self.best_epoch - 1] if self.best_epoch else None
+
+    def add_epoch(self, train_loss: float, train_acc: float, val_loss: float, val_acc: float, wall_time: float) -> None:
+        """Append one epoch's losses and accuracies; ``wall_time`` counts from the start of training."""
+        self.train_loss.append(train_loss)
+        self.train_acc.append(train_acc)
+        self.val_loss.append(val_loss)
+        self.val_acc.append(val_acc)
+        self.wall_time = wall_time
+
+    def to_dict(self) -> dict:
+        """The history as plain JSON values."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> History:
+        """The history that ``to_dict`` gave ``values``."""
+        known = {f.name for f in fields(cls)}
+        if not isinstance(values, dict) or not {"model_name"} <= set(values) <= known:
+            raise ValueError(f"a history holds model_name and some of {sorted(known - {'model_name'})}")
+        return cls(**values)
+
 
 Monitor = Callable[[nn.Module], dict]
 """Called on the network at initialization and after every epoch; returns JSON data to keep in the history."""
+EpochCallback = Callable[[nn.Module, History, bool], None]
+"""Called after every epoch with the network, the history so far, and whether this epoch is the best yet."""
 
 
 @torch.inference_mode()
@@ -57,14 +184,12 @@ def test_model(net: nn.Module, data_loader: Iterable) -> float:
     return true_preds / count
 
 
-def make_optimizer(net: nn.Module, optimizer: str, lr: float, momentum: float | None) -> torch.optim.Optimizer:
+def make_optimizer(net: nn.Module, protocol: Protocol) -> torch.optim.Optimizer:
     """SGD with momentum (the source's choice) or Adam, as one fused update where the device offers it."""
     fused = next(net.parameters()).device.type in ("cpu", "cuda")
-    if optimizer == "sgd":
-        return torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, fused=fused)
-    if optimizer == "adam":
-        return torch.optim.Adam(net.parameters(), lr=lr, fused=fused)
-    raise ValueError(f"optimizer must be 'sgd' or 'adam', not {optimizer!r}")
+    if protocol.optimizer == "adam":
+        return torch.optim.Adam(net.parameters(), lr=protocol.lr, fused=fused)
+    return torch.optim.SGD(net.parameters(), lr=protocol.lr, momentum=protocol.momentum or 0.0, fused=fused)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -110,164 +235,38 @@ def observe(monitor: Monitor | None, net: nn.Module, history: History) -> None:
         ) from err
 
 
-def fit(
-    net: nn.Module,
-    data: FashionMNISTData,
-    protocol: Protocol,
-    history: History,
-    files: RunFiles,
-    seed: int = 42,
-    monitor: Monitor | None = None,
-    progress: bool = True,
-) -> History:
-    """Train ``net`` epoch by epoch, keep its best epoch, and stop after ``patience`` epochs without progress."""
-    initialize(net, protocol.init)
-    optimizer = make_optimizer(net, protocol.optimizer, protocol.lr, protocol.momentum)
+def fit(net: nn.Module, data: FashionMNISTData, protocol: Protocol, *, seed: int = 42, name: str = "training",
+        monitor: Monitor | None = None, on_epoch: EpochCallback | None = None, progress: bool = True) -> History:
+    """Train ``net`` until ``patience`` epochs bring no better validation accuracy; keep the best epoch's weights.
+
+    Ctrl-C or a non-finite loss ends the training early; ``history.stop_reason`` says why it ended.
+    """
+    optimizer = make_optimizer(net, protocol)
     loader = data.train.loader(protocol.batch_size, shuffle=True, drop_last=True, seed=seed)
-    observe(monitor, net, history)
-    start = time.perf_counter()
-    epochs = range(1, protocol.max_epochs + 1)
-    with tqdm(epochs, desc=history.model_name, unit="epoch", disable=not progress) as bar:
-        for epoch in bar:
-            train_loss, train_acc = train_epoch(net, loader, optimizer)
-            val_loss, val_acc = evaluate(net, data.val)
-            history.add_epoch(train_loss, train_acc, val_loss, val_acc, time.perf_counter() - start)
-            observe(monitor, net, history)
-            improved = history.best_epoch == 0 or val_acc > history.best_val_acc
-            if improved:
-                history.best_epoch = epoch
-            files.save_epoch(history, best=net if improved else None)
-            bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.1%}", best=history.best_epoch)
-            if epoch - history.best_epoch >= protocol.patience:
-                history.stop_reason = f"early stopping: no better validation accuracy for {protocol.patience} epochs"
-                return history
-    history.stop_reason = "max_epochs"
-    return history
-
-
-def check_reusable(files: RunFiles, request: RunRecord) -> RunRecord | None:
-    """The stored record when it matches ``request``; None when there is no run yet.
-
-    A run with other settings, a checkpoint without a record, or a finished run whose history is
-    missing or damaged raises a ``CheckpointError`` that names the file and says how to train again.
-    """
-    stored = files.record()
-    retrain = "Train it again with overwrite=True (--overwrite on the command line), or use another name or folder."
-    if stored is None:
-        if files.exists():
-            raise CheckpointError(
-                f"{files.path('model')} has no record of how it was trained ({files.path('record').name}). {retrain}"
-            )
-        return None
-    changed = stored.differences(request)
-    if changed:
-        raise CheckpointMismatchError(
-            f"{files.path('record')} describes a run with other settings than those asked for:\n  "
-            + "\n  ".join(changed) + f"\n{retrain}"
-        )
-    if stored.status == FINISHED and files.history() is None:
-        raise CheckpointError(f"{files.path('history')} is missing. {retrain}")
-    return stored
-
-
-def _reuse(net: nn.Module, files: RunFiles, data: FashionMNISTData, monitor: Monitor | None) -> History:
-    load_model(files.folder, files.model_name, net=net)
-    history = files.history()
-    print(f"{files.model_name}: finished run found, skipping training (overwrite=True retrains).")
-    if monitor is not None and not history.monitor:
-        print(f"{files.model_name}: its history holds no monitor values; overwrite=True retrains to record them.")
-    history.test_acc = evaluate(net, data.test)[1]
-    return history
-
-
-def _train_until_stopped(net: nn.Module, data: FashionMNISTData, request: RunRecord, history: History,
-                         files: RunFiles, monitor: Monitor | None, progress: bool) -> str:
-    """Run ``fit``; a Ctrl-C or a non-finite loss stops it cleanly. Returns how the run ended."""
+    history, best_weights, start = History(name, stop_reason="max_epochs"), None, time.perf_counter()
     try:
-        fit(net, data, request.protocol, history, files, request.seed, monitor, progress)
-        return FINISHED
+        observe(monitor, net, history)
+        with tqdm(range(1, protocol.max_epochs + 1), desc=name, unit="epoch", disable=not progress) as bar:
+            for epoch in bar:
+                train_loss, train_acc = train_epoch(net, loader, optimizer)
+                val_loss, val_acc = evaluate(net, data.val)
+                if not math.isfinite(val_loss):
+                    raise NonFiniteLossError(f"the validation loss became {val_loss}")
+                history.add_epoch(train_loss, train_acc, val_loss, val_acc, time.perf_counter() - start)
+                observe(monitor, net, history)
+                improved = epoch == 1 or val_acc > history.val_acc[history.best_epoch - 1]
+                if improved:
+                    history.best_epoch, best_weights = epoch, copy.deepcopy(net.state_dict())
+                if on_epoch is not None:
+                    on_epoch(net, history, improved)
+                bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.1%}", best=history.best_epoch)
+                if epoch - history.best_epoch >= protocol.patience:
+                    history.stop_reason = f"early stopping: no better validation accuracy for {protocol.patience} epochs"
+                    break
     except KeyboardInterrupt:
-        history.stop_reason = "interrupted"
-        print(f"{files.model_name}: interrupted after {history.epochs} epoch(s); the best checkpoint is kept.")
-        return INTERRUPTED
+        history.stop_reason = INTERRUPTED
     except NonFiniteLossError as err:
-        history.stop_reason = f"non-finite loss in epoch {history.epochs + 1}"
-        warnings.warn(
-            f"{files.model_name}: training stopped, {err} of epoch {history.epochs + 1}. "
-            "Try a smaller learning rate; the best checkpoint so far is kept.",
-            RuntimeWarning,
-            stacklevel=4,
-        )
-        return DIVERGED
-
-
-def train_run(
-    net: BaseNetwork,
-    model_name: str,
-    protocol: Protocol,
-    *,
-    seed: int = 42,
-    model_path: str | Path | None = None,
-    data: FashionMNISTData | None = None,
-    overwrite: bool = False,
-    monitor: Monitor | None = None,
-    progress: bool = True,
-) -> tuple[History, RunRecord]:
-    """Train ``net`` (or reuse the finished run with the same record) and test its best epoch.
-
-    Returns the history and the record, whose ``status`` says how the run ended. An unfinished
-    stored run is trained again from the start, never resumed.
-    """
-    files = RunFiles(Path(model_path or settings.checkpoint_path()), model_name)
-    data = data or load_fashion_mnist()
-    if protocol.batch_size > len(data.train):
-        raise ValueError(f"batch_size {protocol.batch_size} exceeds the {len(data.train)} training images")
-    request = RunRecord(net.config, protocol, settings.check_seed(seed), DataSpec.of(data))
-    stored = None if overwrite else check_reusable(files, request)
-    if stored is not None and stored.status == FINISHED:
-        return _reuse(net, files, data, monitor), stored
-    if stored is not None:
-        print(f"{model_name}: the stored run did not finish ({stored.status}); training it again from the start.")
-    history = History(model_name)
-    files.start(request)
-    status = _train_until_stopped(net, data, request, history, files, monitor, progress)
-    if history.best_epoch:
-        load_model(files.folder, model_name, net=net)
-        history.test_acc = evaluate(net, data.test)[1]
-    record = replace(request, status=status)
-    files.finish(history, record)
-    return history, record
-
-
-def train_model(
-    net: BaseNetwork,
-    model_name: str,
-    max_epochs: int = 50,
-    patience: int = 7,
-    batch_size: int = 256,
-    overwrite: bool = False,
-    *,
-    model_path: str | Path | None = None,
-    data: FashionMNISTData | None = None,
-    optimizer: str = "sgd",
-    lr: float = 1e-2,
-    momentum: float | None = None,
-    seed: int = 42,
-    init: str = "default",
-    monitor: Monitor | None = None,
-    progress: bool = True,
-) -> History:
-    """Train ``net`` with early stopping on validation accuracy; keep, reload and test the best epoch.
-
-    Reuses ``<model_path>/<model_name>`` when its record shows a finished run with the same network,
-    protocol, seed and data; refuses one with other settings; retrains an unfinished one. ``overwrite``
-    always retrains. Ctrl-C stops cleanly, and a NaN or infinite loss stops the run with a warning;
-    either way the best checkpoint so far is kept and the history so far is returned.
-    ``monitor(net)``, if given, is called at initialization and after every epoch
-    (in eval mode, without autograd); its results are kept in ``history.monitor``.
-    """
-    protocol = Protocol(max_epochs=max_epochs, patience=patience, batch_size=batch_size, optimizer=optimizer,
-                        lr=lr, momentum=momentum, init=init)
-    history, _ = train_run(net, model_name, protocol, seed=seed, model_path=model_path, data=data,
-                           overwrite=overwrite, monitor=monitor, progress=progress)
+        history.stop_reason = f"{DIVERGED} in epoch {history.epochs + 1}: {err}"
+    if best_weights is not None:
+        net.load_state_dict(best_weights)
     return history

@@ -16,7 +16,7 @@ from actlab import plotting
 from actlab.activation_stats import LayerStatistics, recorded_layer
 from actlab.activations import act_fn_by_name, activation_curve, get_activation
 from actlab.gradients import INITS, fresh_network, gradient_overview, weight_gradients
-from actlab.runs import History
+from actlab.training import History
 
 CACHE_SIZE = 64
 """How many computed states a widget keeps, so that going back to one is instant."""

@@ -26,7 +26,7 @@ from actlab import BaseNetwork, load_fashion_mnist, set_seed
 from actlab.activations import BUILTIN_NAMES, ActivationFunction, act_fn_by_name, get_activation
 from actlab.data import FashionMNISTData
 from actlab.network import DEFAULT_HIDDEN_SIZES
-from actlab.training import make_optimizer, train_epoch
+from actlab.training import FULL_PROTOCOL, make_optimizer, train_epoch
 
 NAMES = tuple(name for name in act_fn_by_name if name in BUILTIN_NAMES)
 BATCHES = 50
@@ -52,7 +52,7 @@ def fresh_training(act: ActivationFunction) -> tuple[BaseNetwork, torch.optim.Op
     """A seeded BaseNetwork with ``act`` and its SGD optimizer, as every notebook trains it."""
     set_seed(0)
     net = BaseNetwork(act)
-    return net, make_optimizer(net, "sgd", 1e-2, 0.9)
+    return net, make_optimizer(net, FULL_PROTOCOL)
 
 
 def epoch_seconds(acts: Sequence[ActivationFunction], batches: Batches) -> list[float]:

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from actlab import BaseNetwork, get_activation, load_fashion_mnist, set_seed
 from actlab.data import torchvision_datasets
 from actlab.network import DEFAULT_HIDDEN_SIZES
-from actlab.training import evaluate, make_optimizer, test_model, train_epoch
+from actlab.training import FULL_PROTOCOL, evaluate, make_optimizer, test_model, train_epoch
 
 BATCH_SIZE = 256
 
@@ -35,7 +35,7 @@ BATCH_SIZE = 256
 def fresh_setup():
     set_seed(0)
     net = BaseNetwork(get_activation("relu"))
-    return net, make_optimizer(net, "sgd", 1e-2, 0.9)
+    return net, make_optimizer(net, FULL_PROTOCOL)
 
 
 def actlab_epoch(data) -> None:

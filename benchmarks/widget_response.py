@@ -15,9 +15,9 @@ import matplotlib
 from activation_speed import machine
 
 from actlab import gradients, load_fashion_mnist
-from actlab.compare import experiment_rows, load_experiments
-from actlab.references import SOURCE_RUNS
-from actlab.runs import load_history
+from actlab.lab.compare import experiment_rows, load_experiments
+from actlab.lab.references import SOURCE_RUNS
+from actlab.lab.runs import load_history
 from actlab.settings import SAVED_MODELS
 from actlab.widgets import (
     ActivationExplorer,

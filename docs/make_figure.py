@@ -9,7 +9,7 @@ import matplotlib
 
 from actlab import gradients, load_fashion_mnist, plotting
 from actlab.activations import SOURCE_ACTIVATIONS, activation_curve, get_activation
-from actlab.compare import load_results
+from actlab.lab.compare import load_results
 from actlab.settings import SAVED_MODELS
 
 matplotlib.use("Agg")
@@ -21,7 +21,7 @@ def main() -> None:
     curves = [activation_curve(get_activation(name)) for name in SOURCE_ACTIVATIONS]
     scales = gradients.gradient_overview(SOURCE_ACTIVATIONS, imgs, labels)
     results = load_results(SAVED_MODELS / "multiseed" / "results.json")
-    figure = plotting.plot_lesson(curves, scales, results)
+    figure = plotting.plot_lesson(curves, scales, results.accuracies())
     figure.savefig(Path(__file__).with_name("lesson.png"), dpi=80, bbox_inches="tight")
 
 

@@ -8,9 +8,9 @@ import time
 import pytest
 
 from actlab import settings
-from actlab.__main__ import build_parser, main
-from actlab.compare import load_results
 from actlab.data import FILES, raw_dir
+from actlab.lab.cli import build_parser, main
+from actlab.lab.compare import load_results
 from tests.conftest import fake_files
 
 TINY = ["--hidden-sizes", "16", "--epochs", "1"]
@@ -85,7 +85,7 @@ def test_a_damaged_history_is_named_before_training(tmp_path, capsys):
 
 def test_unknown_activation_is_refused(tmp_path, capsys):
     err = refused(["compare", "--activations", "relu", "sparkle", "--out", str(tmp_path)], capsys)
-    assert "unknown activation 'sparkle'; registered: sigmoid, tanh" in err
+    assert "Unknown activation 'sparkle'. Registered activations: sigmoid, tanh" in err
 
 
 def test_repeated_activation_is_refused(tmp_path, capsys):
@@ -96,25 +96,25 @@ def test_repeated_activation_is_refused(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("option", "message"),
     [
-        (["--seeds", "0"], "--seeds: must be at least 1, not 0"),
-        (["--epochs", "0"], "--epochs: must be at least 1, not 0"),
-        (["--patience", "-3"], "--patience: must be at least 1, not -3"),
-        (["--batch-size", "0"], "--batch-size: must be at least 1, not 0"),
-        (["--batch-size", "5001"], "--batch-size: must be at most 5,000 (the training images), not 5001"),
-        (["--lr", "0"], "--lr: must be positive, not 0"),
-        (["--lr", "-0.1"], "--lr: must be positive, not -0.1"),
-        (["--lr", "nan"], "--lr: must be a finite number, not nan"),
-        (["--lr", "inf"], "--lr: must be a finite number, not inf"),
-        (["--lr", "fast"], "--lr: 'fast' is not a number"),
-        (["--momentum", "1"], r"--momentum: must lie in [0, 1), not 1"),
+        (["--seeds", "0"], "the number of seeds must be at least 1, not 0"),
+        (["--epochs", "0"], "max_epochs must be a positive integer, not 0"),
+        (["--patience", "-3"], "patience must be a positive integer, not -3"),
+        (["--batch-size", "0"], "batch_size must be a positive integer, not 0"),
+        (["--batch-size", "5001"], "batch_size must be at most 5,000 (the training images), not 5001"),
+        (["--lr", "0"], "lr must be positive, not 0.0"),
+        (["--lr", "-0.1"], "lr must be positive, not -0.1"),
+        (["--lr", "nan"], "lr must be a finite number, not nan"),
+        (["--lr", "inf"], "lr must be a finite number, not inf"),
+        (["--lr", "fast"], "--lr: invalid float value: 'fast'"),
+        (["--momentum", "1"], r"momentum must lie in [0, 1), not 1.0"),
         (["--optimizer", "adam", "--momentum", "0.5"], "momentum applies to SGD only"),
         (["--optimizer", "rmsprop"], "--optimizer: invalid choice: 'rmsprop'"),
         (["--init", "lecun"], "--init: invalid choice: 'lecun'"),
-        (["--hidden-sizes", "64", "0"], "--hidden-sizes: must be at least 1, not 0"),
-        (["--first-seed", "-1"], "--first-seed: a seed must lie between 0 and 2**32 - 1 = 4294967295, not -1"),
-        (["--first-seed", str(2**32)], "--first-seed: a seed must lie between 0 and 2**32 - 1"),
+        (["--hidden-sizes", "64", "0"], "hidden_sizes[1] must be a positive integer, not 0"),
+        (["--first-seed", "-1"], "a seed must be an integer from 0 to 2**32 - 1 = 4294967295, not -1"),
+        (["--first-seed", str(2**32)], "a seed must be an integer from 0 to 2**32 - 1"),
         (["--first-seed", str(2**32 - 1), "--seeds", "2"], "the last seed, 4294967295 + 2 - 1 = 4294967296, exceeds"),
-        (["--seeds", "2.5"], "--seeds: '2.5' is not a whole number"),
+        (["--seeds", "2.5"], "--seeds: invalid int value: '2.5'"),
     ],
 )
 def test_every_value_is_checked_with_a_clear_message(tmp_path, capsys, option, message):
@@ -131,12 +131,12 @@ def test_the_last_valid_seed_is_accepted(tmp_path):
 def test_out_that_is_a_file_is_refused_before_training(tmp_path, capsys):
     target = tmp_path / "results"
     target.write_text("I am a file")
-    assert main(["compare", "--activations", "relu", "--seeds", "1", *TINY, "--out", str(target)]) == 2
-    assert f"{target} is a file, not a folder" in capsys.readouterr().err
+    err = refused(["compare", "--activations", "relu", "--seeds", "1", *TINY, "--out", str(target)], capsys)
+    assert f"{target} is a file, not a folder" in err
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "checkpoints").write_text("")
-    assert main(["compare", "--activations", "relu", "--seeds", "1", *TINY, "--out", str(tmp_path / "out")]) == 2
-    assert "checkpoints is a file, not a folder" in capsys.readouterr().err
+    err = refused(["compare", "--activations", "relu", "--seeds", "1", *TINY, "--out", str(tmp_path / "out")], capsys)
+    assert "checkpoints is a file, not a folder" in err
 
 
 def test_a_damaged_results_file_is_kept_and_named(tmp_path, capsys):
@@ -231,7 +231,7 @@ def test_grid_trains_every_combination_into_its_own_folder(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"grid": {"lr": [0.1, -1]}}, "--lr: must be positive, not -1"),
+        ({"grid": {"lr": [0.1, -1]}}, "experiment lr=-1: lr must be positive, not -1.0"),
         ({"grid": {"learning_rate": [0.1]}}, "unknown setting(s) learning_rate"),
         ({"grid": {"lr": []}}, "grid.lr must be a non-empty list"),
         ({"lr": 0.1, "grid": {"lr": [0.1]}}, "lr is both fixed and in the grid"),

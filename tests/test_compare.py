@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from actlab import compare
 from actlab.checkpoints import CheckpointError, CheckpointMismatchError
-from actlab.compare import (
+from actlab.lab import compare
+from actlab.lab.compare import (
     ComparisonResults,
     ResultsError,
     RunResult,
@@ -18,8 +18,9 @@ from actlab.compare import (
     save_results,
     summarize,
 )
-from actlab.runs import FINISHED, Protocol
+from actlab.lab.runs import FINISHED
 from actlab.settings import SAVED_MODELS
+from actlab.training import Protocol
 
 TINY = {"protocol": Protocol(max_epochs=1, batch_size=128), "hidden_sizes": [32], "progress": False}
 
@@ -54,9 +55,9 @@ def test_compare_activations(tmp_path, small_data):
 
 
 def test_repeated_activation_or_seed_is_refused(tmp_path, small_data):
-    with pytest.raises(ValueError, match="Each activation may appear once; repeated: relu"):
+    with pytest.raises(ValueError, match="each activation may appear once; repeated: relu"):
         compare_activations(["relu", "ReLU"], [1], tmp_path, data=small_data, **TINY)
-    with pytest.raises(ValueError, match="Each seed may appear once; repeated: 3"):
+    with pytest.raises(ValueError, match="each seed may appear once; repeated: 3"):
         compare_activations(["relu"], [3, 3], tmp_path, data=small_data, **TINY)
 
 
@@ -90,7 +91,7 @@ def run(activation, seed, acc, status=FINISHED):
 
 
 def results_of(runs, lr=0.01, missing=()):
-    experiment = compare.Experiment((32,), Protocol(lr=lr), compare.DataSpec("quick", 5000, 1000, 1000))
+    experiment = compare.Experiment((32,), Protocol(lr=lr), "default", compare.DataSpec("quick", 5000, 1000, 1000))
     activations = list(dict.fromkeys(r.activation for r in runs))
     return ComparisonResults(experiment, activations, runs, list(missing), wall_time=10.0)
 
@@ -159,7 +160,7 @@ def test_shipped_results_load(folder):
 
 
 def test_experiment_rows_flatten_every_comparison_under_a_folder():
-    from actlab.compare import experiment_rows, load_experiments
+    from actlab.lab.compare import experiment_rows, load_experiments
     from actlab.settings import SAVED_MODELS
 
     rows = experiment_rows(load_experiments(SAVED_MODELS / "multiseed"))
@@ -170,7 +171,7 @@ def test_experiment_rows_flatten_every_comparison_under_a_folder():
 def test_load_experiments_names_an_empty_folder(tmp_path):
     import pytest
 
-    from actlab.compare import ResultsError, load_experiments
+    from actlab.lab.compare import ResultsError, load_experiments
 
     with pytest.raises(ResultsError, match="No results.json"):
         load_experiments(tmp_path)

@@ -5,9 +5,9 @@ import torch
 
 from actlab import plotting
 from actlab.activations import activation_curve, get_activation
-from actlab.compare import load_results
-from actlab.runs import History
+from actlab.lab.compare import load_results
 from actlab.settings import SAVED_MODELS
+from actlab.training import History
 
 matplotlib.use("Agg")
 
@@ -56,7 +56,7 @@ def test_training_diagnostics_mark_lowest_loss_and_best_accuracy():
 
 def test_seed_summary_shows_seeds_not_a_mean_for_an_activation_that_failed():
     results = load_results(SAVED_MODELS / "multiseed" / "results.json")
-    fig = plotting.plot_seed_summary(results)
+    fig = plotting.plot_seed_summary(results.accuracies(), results.failures())
     whole = fig.axes[0]
     assert len(whole.patches) == sum(row.failed == 0 for row in results.summary.values())
     assert any("did not learn" in text.get_text() for text in whole.texts)
@@ -73,6 +73,7 @@ def test_overview_panels_share_one_axis():
 def test_lesson_figure_has_three_panels():
     results = load_results(SAVED_MODELS / "multiseed" / "results.json")
     curves = [activation_curve(get_activation(name)) for name in ("sigmoid", "relu")]
-    fig = plotting.plot_lesson(curves, {"sigmoid": [1e-6, 1e-2], "relu": [1e-3, 1e-3]}, results)
+    fig = plotting.plot_lesson(curves, {"sigmoid": [1e-6, 1e-2], "relu": [1e-3, 1e-3]},
+                               results.accuracies())
     assert len(fig.axes) == 3 and [len(ax.lines) for ax in fig.axes[:2]] == [2, 2]
     assert len(fig.axes[2].collections) == 2

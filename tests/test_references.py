@@ -1,6 +1,6 @@
-from actlab import references
 from actlab.activation_stats import statistics_over_epochs
-from actlab.runs import RunFiles
+from actlab.lab import references
+from actlab.lab.runs import RunFiles
 
 
 def test_a_reference_records_statistics_from_epoch_zero_and_is_reused(tmp_path, small_data, capsys):
@@ -10,7 +10,7 @@ def test_a_reference_records_statistics_from_epoch_zero_and_is_reused(tmp_path, 
     series = statistics_over_epochs(history.monitor)
     assert len(series) == 3 and series[0].histograms.shape[0] == history.epochs + 1
     record = RunFiles(tmp_path, "deep").record()
-    assert record.protocol.init == "he" and record.seed == references.SEED and record.status == "finished"
+    assert record.init == "he" and record.seed == references.SEED and record.status == "finished"
     again = references.train_reference(run, data=small_data, model_path=tmp_path, progress=False)
     assert "skipping training" in capsys.readouterr().out
     assert again.monitor == history.monitor and again.test_acc == history.test_acc

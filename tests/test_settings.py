@@ -37,10 +37,18 @@ def test_quick_and_full_results_never_share_a_folder(monkeypatch):
 def test_quick_mode_never_writes_into_the_references(monkeypatch):
     monkeypatch.setenv("ACTLAB_QUICK", "1")
     scratch = settings.checkpoint_path()
-    assert scratch != settings.SAVED_MODELS and scratch.is_dir()
-    assert settings.SAVED_MODELS not in scratch.parents
+    assert scratch != settings.SAVED_MODELS and settings.SAVED_MODELS not in scratch.parents
     monkeypatch.setenv("ACTLAB_QUICK", "0")
     assert settings.checkpoint_path() == settings.SAVED_MODELS
+
+
+def test_quick_mode_reuses_one_folder_per_user(monkeypatch, tmp_path):
+    monkeypatch.setenv("ACTLAB_QUICK", "1")
+    monkeypatch.delenv("ACTLAB_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert settings.checkpoint_path() == settings.checkpoint_path() == tmp_path / "cache" / "actlab" / "quick"
+    monkeypatch.setenv("ACTLAB_CACHE", str(tmp_path / "mine"))
+    assert settings.checkpoint_path() == tmp_path / "mine"
 
 
 def test_data_dir_follows_the_environment(monkeypatch, tmp_path):

@@ -8,10 +8,11 @@ import torch
 from actlab import training
 from actlab.activations import get_activation
 from actlab.checkpoints import CheckpointError, CheckpointMismatchError, load_model
+from actlab.lab.runs import DIVERGED, FINISHED, INTERRUPTED, RUNNING, RunFiles, load_history
+from actlab.lab.train import train_model, train_run
 from actlab.network import BaseNetwork
-from actlab.runs import DIVERGED, FINISHED, INTERRUPTED, RUNNING, RunFiles, load_history
 from actlab.settings import set_seed
-from actlab.training import evaluate, fit, train_model, train_run
+from actlab.training import evaluate, fit
 
 FAST = {"batch_size": 128, "progress": False}
 
@@ -150,6 +151,21 @@ def test_interrupt_keeps_best_checkpoint_and_a_rerun_retrains(tmp_path, small_da
     assert again.epochs == 5 and status(tmp_path) == FINISHED
 
 
+def test_a_run_retrained_after_ctrl_c_equals_an_uninterrupted_one(tmp_path, small_data):
+    batches = len(small_data.train) // 128
+    net = Saboteur(after=batches + 3, action="interrupt")
+    for _ in range(3):
+        net.train()(small_data.train.head(8).images)  # the caller's object is changed before the run, too
+    train_model(net, "m", max_epochs=3, model_path=tmp_path / "a", data=small_data, **FAST)
+    net.after = 10**9
+    retrained = train_model(net, "m", max_epochs=3, model_path=tmp_path / "a", data=small_data, **FAST)
+    clean = train_model(Saboteur(after=10**9, action="interrupt"), "m", max_epochs=3, model_path=tmp_path / "b",
+                        data=small_data, **FAST)
+    assert retrained.epochs == clean.epochs == 3
+    assert retrained.train_loss == clean.train_loss and retrained.val_acc == clean.val_acc
+    assert retrained.test_acc == clean.test_acc
+
+
 def test_a_killed_run_is_retrained_not_reused(tmp_path, small_data, monkeypatch, capsys):
     def killed(self, history, best=None):
         raise SystemExit("killed")
@@ -167,9 +183,9 @@ def test_a_killed_run_is_retrained_not_reused(tmp_path, small_data, monkeypatch,
 def test_nan_loss_stops_with_a_clear_message(tmp_path, small_data):
     batches = len(small_data.train) // 128
     net = Saboteur(after=batches + 2, action="nan")
-    with pytest.warns(RuntimeWarning, match="training stopped, the loss became nan at batch 3 of epoch 2"):
+    with pytest.warns(RuntimeWarning, match="training stopped, diverged in epoch 2: the loss became nan at batch 3"):
         history = train_model(net, "m", max_epochs=5, model_path=tmp_path, data=small_data, **FAST)
-    assert history.epochs == 1 and history.best_epoch == 1 and "non-finite" in history.stop_reason
+    assert history.epochs == 1 and history.best_epoch == 1 and history.stop_reason.startswith("diverged")
     assert math.isfinite(history.test_acc)
     assert status(tmp_path) == DIVERGED
 
@@ -192,7 +208,7 @@ def test_overwrite_that_diverges_removes_the_old_checkpoint(tmp_path, small_data
 def test_adam_on_two_layers(tmp_path, small_data):
     net = fresh(hidden_sizes=[48, 24])
     history = train_model(net, "m", max_epochs=2, model_path=tmp_path, data=small_data, optimizer="adam", lr=1e-3,
-                          **FAST)
+                          seed=0, **FAST)
     assert history.test_acc > 0.5
     record = json.loads((tmp_path / "m.run.json").read_text())
     assert record["protocol"]["optimizer"] == "adam" and record["protocol"]["momentum"] is None
@@ -233,8 +249,8 @@ def test_monitor_is_called_at_initialization_and_after_every_epoch(tmp_path, sma
         calls.append((net.training, torch.is_grad_enabled()))
         return {"first weight": net.layers[0].weight[0, 0].item(), "call": len(calls)}
 
-    net = fresh()
-    initial = net.layers[0].weight[0, 0].item()
+    net = fresh(seed=0)
+    initial = fresh(seed=42).layers[0].weight[0, 0].item()  # a run starts from its config and seed (42)
     history = train_model(net, "m", max_epochs=3, model_path=tmp_path, data=small_data, monitor=monitor, **FAST)
     assert [entry["call"] for entry in history.monitor] == [1, 2, 3, 4]
     assert history.monitor[0]["first weight"] == initial != history.monitor[1]["first weight"]
@@ -264,15 +280,32 @@ def test_test_model_matches_evaluate(small_data):
 
 
 def test_train_run_reports_the_status(tmp_path, small_data):
-    from actlab.runs import Protocol
+    from actlab.training import Protocol
 
     history, record = train_run(fresh(), "m", Protocol(max_epochs=1, batch_size=128), model_path=tmp_path,
                                 data=small_data, progress=False)
     assert record.status == FINISHED and record.seed == 42 and history.epochs == 1
 
 
-def test_the_epoch_loop_reads_in_about_thirty_lines():
+def test_the_epoch_loop_reads_in_about_thirty_lines_and_only_trains():
     source = inspect.getsource(fit)
     assert len(source.splitlines()) <= 36
-    for word in ("train_epoch", "evaluate", "best_epoch", "patience", "save_epoch"):
+    for word in ("train_epoch", "evaluate", "best_epoch", "patience", "on_epoch", "load_state_dict"):
         assert word in source
+    for word in ("open(", "save", "RunFiles", "initialize", "Path", "json"):
+        assert word not in source
+
+
+def test_fit_trains_any_network_in_memory_and_keeps_the_best_epoch(small_data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    set_seed(0)
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 32), get_activation("tanh"),
+                              torch.nn.Linear(32, 10))
+    seen = []
+    history = fit(net, small_data, training.Protocol(max_epochs=4, batch_size=128), progress=False,
+                  on_epoch=lambda net, history, improved: seen.append((history.epochs, improved)))
+    assert [epoch for epoch, _ in seen] == [1, 2, 3, 4] and history.stop_reason == "max_epochs"
+    assert evaluate(net, small_data.val)[1] == history.best_val_acc == max(history.val_acc)
+    assert [improved for _, improved in seen] == [
+        acc > max(history.val_acc[:i], default=-1) for i, acc in enumerate(history.val_acc)]
+    assert not list(tmp_path.iterdir())

@@ -165,9 +165,9 @@ def test_text_fallback_says_how_to_use_the_widget():
 
 def test_statistics_explorer_follows_network_layer_and_epoch(small_data, tmp_path):
     from actlab.activation_stats import monitor
+    from actlab.lab.train import train_model
     from actlab.network import BaseNetwork
     from actlab.settings import set_seed
-    from actlab.training import train_model
     from actlab.widgets import StatisticsExplorer
 
     histories = {}

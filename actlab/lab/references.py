@@ -16,10 +16,12 @@ import torch
 from actlab import settings
 from actlab.activation_stats import monitor
 from actlab.activations import SOURCE_ACTIVATIONS, get_activation
-from actlab.data import FashionMNISTData, load_fashion_mnist
-from actlab.network import DEFAULT_HIDDEN_SIZES, BaseNetwork
-from actlab.runs import History
-from actlab.training import train_model
+from actlab.checkpoints import CheckpointError, load_model
+from actlab.data import FULL_SIZES, FashionMNISTData, load_fashion_mnist
+from actlab.lab.runs import FINISHED, DataSpec, RunFiles, RunRecord
+from actlab.lab.train import train_model
+from actlab.network import DEFAULT_HIDDEN_SIZES, BaseNetwork, network_config
+from actlab.training import FULL_PROTOCOL, History
 
 SEED = 42
 PROBE_SIZE = 1000
@@ -56,13 +58,35 @@ def reference_network(run: ReferenceRun) -> BaseNetwork:
 
 def train_reference(run: ReferenceRun, net: BaseNetwork | None = None, data: FashionMNISTData | None = None,
                     model_path: Path | None = None, overwrite: bool = False, progress: bool = True) -> History:
-    """Train ``run`` with the source's protocol and statistics recording, or reuse its finished checkpoint.
+    """Train ``run`` with the mode's protocol and statistics recording, or reuse its finished checkpoint.
 
     ``net`` (by default a fresh ``reference_network(run)``) ends up holding the best epoch's weights.
     ``model_path`` defaults to ``saved_models/`` in full mode and a scratch folder in quick mode.
     """
     data = data or load_fashion_mnist()
-    max_epochs = 3 if settings.quick_mode() else 50
-    return train_model(net or reference_network(run), run.name, max_epochs=max_epochs, overwrite=overwrite,
-                       model_path=model_path, data=data, seed=SEED, init=run.init,
-                       monitor=monitor(probe_images(data)), progress=progress)
+    return train_model(net or reference_network(run), run.name, overwrite=overwrite, model_path=model_path,
+                       data=data, seed=SEED, init=run.init, monitor=monitor(probe_images(data)), progress=progress)
+
+
+def shipped_reference(run: ReferenceRun, model_path: Path = settings.SAVED_MODELS) -> tuple[BaseNetwork, History]:
+    """The shipped network of ``run`` and its history, read (never written) from ``saved_models/``.
+
+    Its record must show a finished run of the full protocol on the full data, with the run's network,
+    initialization and seed; anything else is refused with a ``CheckpointError``.
+    """
+    files = RunFiles(model_path, run.name)
+    config = network_config(get_activation(run.activation), hidden_sizes=run.hidden_sizes)
+    full = DataSpec("full", FULL_SIZES["train"], FULL_SIZES["val"], FULL_SIZES["test"])
+    expected = RunRecord(config, FULL_PROTOCOL, run.init, SEED, full, FINISHED)
+    stored = files.record()
+    if stored != expected:
+        problem = "is missing" if stored is None else "differs: " + "; ".join(stored.differences(expected) or
+                                                                             [f"status {stored.status}"])
+        raise CheckpointError(f"The record of the shipped network {run.name} in {model_path} {problem}. "
+                              "python -m actlab references (in full mode) makes it again.")
+    history = files.history()
+    if history is None:
+        raise CheckpointError(f"The history of the shipped network {run.name} is missing from {model_path}.")
+    net = load_model(model_path, run.name, device=settings.get_device())
+    assert isinstance(net, BaseNetwork)
+    return net.eval(), history

@@ -12,6 +12,7 @@ import json
 import math
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -24,9 +25,10 @@ from actlab import settings
 from actlab.activations import get_activation
 from actlab.checkpoints import CheckpointError, differences, write_atomic
 from actlab.data import FashionMNISTData, load_fashion_mnist
-from actlab.network import DEFAULT_HIDDEN_SIZES, BaseNetwork, network_config
-from actlab.runs import INTERRUPTED, DataSpec, History, Protocol, RunFiles, RunRecord, load_history
-from actlab.training import check_reusable, train_run
+from actlab.lab.runs import INTERRUPTED, DataSpec, RunFiles, RunRecord, load_history
+from actlab.lab.train import check_reusable, train_run
+from actlab.network import DEFAULT_HIDDEN_SIZES, BaseNetwork, check_config, network_config
+from actlab.training import History, Protocol, default_protocol
 
 FAILED_BELOW = 0.2
 """A run whose test accuracy stays below this has not learned (chance is 10%)."""
@@ -37,6 +39,38 @@ SOURCE_TEST_ACCURACY = {
 """The test accuracies that the source article reports, one seed each."""
 
 RESULTS_FORMAT = 2
+FIRST_SEED = 42
+"""The first seed of a comparison; the others follow it."""
+
+
+def default_seeds() -> int:
+    """How many seeds a comparison runs per activation by default: 2 in quick mode, 5 in full mode."""
+    return 2 if settings.quick_mode() else 5
+
+
+def seed_range(first: int, count: int) -> list[int]:
+    """The ``count`` seeds from ``first`` up, each checked (``settings.check_seed``)."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"the number of seeds must be at least 1, not {count!r}")
+    settings.check_seed(first)
+    last = first + count - 1
+    if last > settings.MAX_SEED:
+        raise ValueError(f"the last seed, {first} + {count} - 1 = {last}, exceeds {settings.MAX_SEED}")
+    return list(range(first, last + 1))
+
+
+def check_output_folder(out: Path) -> None:
+    """Make ``out`` and ``out/checkpoints``, and check that files can be written there; a ``ValueError`` if not."""
+    for folder in (out, out / "checkpoints"):
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"cannot write the results into {out}: {folder} is a file, not a folder")
+    try:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        for folder in (out, out / "checkpoints"):
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+    except OSError as err:
+        raise ValueError(f"cannot write the results into {out}: {err.strerror or err} ({err.filename or out})") from err
 
 
 class ResultsError(ValueError):
@@ -50,25 +84,29 @@ def run_name(activation: str, seed: int) -> str:
 
 @dataclass(frozen=True)
 class Experiment:
-    """What every run of a comparison shares: the hidden layers, the training protocol and the data."""
+    """What every run of a comparison shares: the hidden layers, the protocol, the initialization and the data."""
 
     hidden_sizes: tuple[int, ...]
     protocol: Protocol
+    init: str
     data: DataSpec
 
     def to_dict(self) -> dict:
-        return {"hidden_sizes": list(self.hidden_sizes), **self.protocol.to_dict(), "data": asdict(self.data)}
+        """The experiment as plain JSON values, the protocol's settings at the top level."""
+        return {"hidden_sizes": list(self.hidden_sizes), **self.protocol.to_dict(), "init": self.init,
+                "data": asdict(self.data)}
 
     @classmethod
     def from_dict(cls, values: dict) -> Experiment:
+        """The experiment that ``to_dict`` gave ``values``."""
         values = dict(values)
-        hidden_sizes, data = tuple(values.pop("hidden_sizes")), DataSpec(**values.pop("data"))
-        return cls(hidden_sizes, Protocol.from_dict(values), data)
+        hidden_sizes, init, data = tuple(values.pop("hidden_sizes")), values.pop("init"), values.pop("data")
+        return cls(hidden_sizes, Protocol(**values), init, DataSpec(**data))
 
     def request(self, activation: str, seed: int) -> RunRecord:
         """The record that the run of ``activation`` with ``seed`` must carry."""
         config = network_config(get_activation(activation), hidden_sizes=self.hidden_sizes)
-        return RunRecord(config, self.protocol, seed, self.data)
+        return RunRecord(check_config(config), self.protocol, self.init, seed, self.data)
 
 
 @dataclass(frozen=True)
@@ -156,11 +194,19 @@ class ComparisonResults:
     def seeds(self) -> list[int]:
         return sorted({run.seed for run in self.runs} | {seed for _, seed in self.missing})
 
+    def accuracies(self) -> dict[str, list[float | None]]:
+        """Per activation that has runs, the test accuracy of each run (None where it has none)."""
+        found = {name: [run.test_acc for run in self.runs if run.activation == name] for name in self.activations}
+        return {name: accs for name, accs in found.items() if accs}
+
+    def failures(self) -> dict[str, int]:
+        """Per activation that has runs, how many of them did not learn."""
+        return {name: row.failed for name, row in self.summary.items()}
+
     @property
     def summary(self) -> dict[str, Summary]:
         """A summary per activation that has runs, in the order of ``activations``."""
-        accuracies = {name: [run.test_acc for run in self.runs if run.activation == name] for name in self.activations}
-        return {name: summarize(accs) for name, accs in accuracies.items() if accs}
+        return {name: summarize(accs) for name, accs in self.accuracies().items()}
 
     def to_dict(self) -> dict:
         return {
@@ -200,6 +246,28 @@ def check_stored_runs(jobs: Sequence[tuple[str, int]], checkpoint_dir: Path, exp
         check_reusable(RunFiles(checkpoint_dir, run_name(name, seed)), experiment.request(name, seed))
 
 
+def plan(activations: Sequence[str], seeds: Sequence[int], data: FashionMNISTData, *,
+         protocol: Protocol | None = None, hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES,
+         init: str = "default") -> tuple[Experiment, list[tuple[str, int]]]:
+    """The experiment and its runs (activation, seed), every setting checked: a ``ValueError`` says what is wrong."""
+    activations = [str(name).lower() for name in activations]
+    seeds = [settings.check_seed(seed) for seed in seeds]
+    if not activations or not seeds:
+        raise ValueError("a comparison needs at least one activation and one seed")
+    for what, values in (("activation", activations), ("seed", seeds)):
+        repeated = sorted({value for value in values if list(values).count(value) > 1})
+        if repeated:
+            raise ValueError(f"each {what} may appear once; repeated: {', '.join(map(str, repeated))}")
+    protocol = protocol or default_protocol()
+    if protocol.batch_size > len(data.train):
+        raise ValueError(f"batch_size must be at most {len(data.train):,} (the training images), "
+                         f"not {protocol.batch_size}")
+    experiment = Experiment(tuple(hidden_sizes), protocol, init, DataSpec.of(data))
+    for name in activations:
+        experiment.request(name, seeds[0])
+    return experiment, [(name, seed) for name in activations for seed in seeds]
+
+
 def compare_activations(
     activations: Sequence[str],
     seeds: Sequence[int],
@@ -209,22 +277,17 @@ def compare_activations(
     *,
     protocol: Protocol | None = None,
     hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES,
+    init: str = "default",
     overwrite: bool = False,
 ) -> ComparisonResults:
     """Train a ``BaseNetwork`` per activation and seed; return every run and a summary per activation.
 
-    Finished runs with the same record are reused, not trained again; a stored run with other
-    settings is refused before anything is trained. Ctrl-C stops the whole comparison: the runs
-    that ended come back, and the others are listed in ``missing``.
+    Every setting is checked first (``plan``). Finished runs with the same record are reused, not
+    trained again; a stored run with other settings is refused before anything is trained. Ctrl-C
+    stops the whole comparison: the runs that ended come back, and the others are listed in ``missing``.
     """
-    activations = [name.lower() for name in activations]
-    for what, values in (("activation", activations), ("seed", seeds)):
-        repeated = sorted({value for value in values if list(values).count(value) > 1})
-        if repeated:
-            raise ValueError(f"Each {what} may appear once; repeated: {', '.join(map(str, repeated))}.")
     data = data or load_fashion_mnist()
-    experiment = Experiment(tuple(hidden_sizes), protocol or Protocol(), DataSpec.of(data))
-    jobs = [(name, settings.check_seed(seed)) for name in activations for seed in seeds]
+    experiment, jobs = plan(activations, seeds, data, protocol=protocol, hidden_sizes=hidden_sizes, init=init)
     if not overwrite:
         check_stored_runs(jobs, checkpoint_dir, experiment)
     device = settings.get_device()
@@ -232,9 +295,8 @@ def compare_activations(
     runs: list[RunResult] = []
     try:
         for name, seed in tqdm(jobs, desc="runs", unit="run", disable=not progress):
-            settings.set_seed(seed)
             net = BaseNetwork(get_activation(name), hidden_sizes=list(hidden_sizes)).to(device)
-            history, record = train_run(net, run_name(name, seed), experiment.protocol, seed=seed,
+            history, record = train_run(net, run_name(name, seed), experiment.protocol, init=init, seed=seed,
                                         model_path=checkpoint_dir, data=data, overwrite=overwrite, progress=progress)
             if record.status == INTERRUPTED:
                 break
@@ -243,8 +305,8 @@ def compare_activations(
         print("Comparison interrupted.")
     done = {(run.activation, run.seed) for run in runs}
     return ComparisonResults(
-        experiment, activations, runs, [job for job in jobs if job not in done],
-        Environment.here(device), time.perf_counter() - start,
+        experiment, list(dict.fromkeys(name for name, _ in jobs)), runs,
+        [job for job in jobs if job not in done], Environment.here(device), time.perf_counter() - start,
     )
 
 
@@ -356,7 +418,7 @@ def experiment_rows(experiments: Sequence[ComparisonResults]) -> list[dict]:
     for results in experiments:
         sizes = results.experiment.hidden_sizes
         shared = {"hidden_sizes": "-".join(map(str, sizes)), "depth": len(sizes), "width": sizes[0],
-                  **results.experiment.protocol.to_dict()}
+                  **results.experiment.protocol.to_dict(), "init": results.experiment.init}
         for run in results.runs:
             rows.append({**shared, "activation": run.activation, "seed": run.seed, "test_acc": run.test_acc,
                          "epochs": run.epochs, "best_epoch": run.best_epoch, "wall_time": run.wall_time})
