@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -111,6 +112,7 @@ class LayerStatistics:
 
     @property
     def dead_fraction(self) -> float:
+        """The fraction of the layer's units that are dead."""
         return self.dead_units / self.units
 
     def to_dict(self) -> dict:
@@ -119,7 +121,10 @@ class LayerStatistics:
 
     @classmethod
     def from_dict(cls, values: dict) -> LayerStatistics:
-        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in values.items()})
+        """The statistics that ``to_dict`` gave ``values``."""
+        found: dict[str, Any] = {key: tuple(value) if isinstance(value, list) else value
+                                 for key, value in values.items()}
+        return cls(**found)
 
 
 class _Accumulator:
@@ -233,6 +238,7 @@ def activation_statistics(
             if id(act_fn) not in references:
                 references[id(act_fn)] = activation_range(act_fn, post.device)
             accumulators.append(_Accumulator(act_fn, references[id(act_fn)], bins, post.shape[1]))
+        assert slope is not None  # asked for with slopes=True
         accumulators[layer].add(post, slope)
     return [accumulator.result(layer + 1) for layer, accumulator in enumerate(accumulators)]
 

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
+from typing_extensions import override
 
 SQRT_HALF = math.sqrt(0.5)
 INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
@@ -66,6 +67,7 @@ class ActivationFunction(nn.Module):
         """Torch's own implementation with the same parameters, or None when it has none."""
         return None
 
+    @override
     def extra_repr(self) -> str:
         return ", ".join(f"{key}={getattr(self, key)}" for key in self.params)
 
@@ -108,6 +110,7 @@ class HandDerived(ActivationFunction):
         """``grad * f'(x)``, from the tensors that ``value`` saved."""
         raise NotImplementedError
 
+    @override
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not x.is_floating_point():
             x = x.to(torch.get_default_dtype())
@@ -146,6 +149,7 @@ class Sigmoid(HandDerived):
 
     cost = "one exp"
 
+    @override
     def value(self, x):
         y = sigmoid(x)
         return y, (y,)
@@ -154,6 +158,7 @@ class Sigmoid(HandDerived):
         """sigma'(x) = y (1 - y) = y - y^2, from the output y alone."""
         return torch.addcmul(y, y, y, value=-1).mul_(grad)
 
+    @override
     def builtin(self):
         return torch.sigmoid
 
@@ -163,6 +168,7 @@ class Tanh(HandDerived):
 
     cost = "one exp"
 
+    @override
     def value(self, x):
         # tanh(x) = 2 sigma(2x) - 1, which tends to -1, not inf / inf, where e^(-2x) overflows.
         y = sigmoid(x, 2).mul_(2).sub_(1)
@@ -172,6 +178,7 @@ class Tanh(HandDerived):
         """tanh'(x) = 1 - y^2: grad - grad y^2."""
         return torch.addcmul(grad, grad, y.square(), value=-1)
 
+    @override
     def builtin(self):
         return torch.tanh
 
@@ -181,6 +188,7 @@ class ReLU(HandDerived):
 
     cost = "one comparison"
 
+    @override
     def value(self, x):
         y = x.clamp(min=0)
         return y, (y,)
@@ -189,6 +197,7 @@ class ReLU(HandDerived):
         """1 where y > 0, else 0: the sign of y, since y >= 0."""
         return torch.sign(y).mul_(grad)
 
+    @override
     def builtin(self):
         return torch.relu
 
@@ -200,6 +209,7 @@ class LeakyReLU(HandDerived):
 
     params = {"alpha": Param(0.1, 0.0, 1.0, bounds=(0.0, 1.0))}
 
+    @override
     def value(self, x):
         # max(sign(x), alpha): 1 for x > 0, alpha otherwise, since 0 <= alpha <= 1.
         slope = torch.sign(x).clamp_(min=self.alpha)
@@ -209,6 +219,7 @@ class LeakyReLU(HandDerived):
         """The slope itself: 1 for x > 0, alpha otherwise."""
         return grad * slope
 
+    @override
     def builtin(self):
         return lambda x: F.leaky_relu(x, negative_slope=self.alpha)
 
@@ -220,6 +231,7 @@ class ELU(HandDerived):
 
     params = {"alpha": Param(1.0, 0.0, 3.0, bounds=(0.0, 1e3))}
 
+    @override
     def value(self, x):
         # e^min(x, 0): e^x on the negative side, never above 1.
         exp_neg = x.clamp(max=0).exp_()
@@ -230,6 +242,7 @@ class ELU(HandDerived):
         """1 for x > 0, alpha e^x otherwise: (1 - alpha) step(x) + alpha e^min(x, 0)."""
         return step(x).mul_(1 - self.alpha).add_(exp_neg, alpha=self.alpha).mul_(grad)
 
+    @override
     def builtin(self):
         return lambda x: F.elu(x, alpha=self.alpha)
 
@@ -239,15 +252,17 @@ class Swish(HandDerived):
 
     cost = "one exp, a multiply"
 
+    @override
     def value(self, x):
         s = sigmoid(x)
         y = x * s
         return y, (s, y)
 
     def derivative(self, grad, s, y):
-        """s + x s (1 - s) = s + y (1 - s)."""
+        """Swish' = s + x s (1 - s) = s + y (1 - s), where s = sigmoid(x) and y = x s."""
         return torch.addcmul(s, y, 1 - s).mul_(grad)
 
+    @override
     def builtin(self):
         return F.silu
 
@@ -257,6 +272,7 @@ class GELU(HandDerived):
 
     cost = "one erf, a multiply"
 
+    @override
     def value(self, x):
         # Phi(x) = erfc(-x / sqrt(2)) / 2, accurate far into the negative tail.
         cdf = x.mul(-SQRT_HALF).erfc_().mul_(0.5)
@@ -267,6 +283,7 @@ class GELU(HandDerived):
         gauss = x.square().mul_(-0.5).exp_()
         return torch.addcmul(cdf, x, gauss, value=INV_SQRT_2PI).mul_(grad)
 
+    @override
     def builtin(self):
         return F.gelu
 
@@ -276,6 +293,7 @@ class Mish(HandDerived):
 
     cost = "one exp, a division, a multiply"
 
+    @override
     def value(self, x):
         e = x.clamp(max=20).exp_()
         n = (e + 2).mul_(e)
@@ -284,10 +302,11 @@ class Mish(HandDerived):
         return x * t, (x, e, t)
 
     def derivative(self, grad, x, e, t):
-        """t + x tanh'(softplus x) softplus'(x) = t + x (1 - t^2) e^x / (1 + e^x)."""
+        """Mish' = t + x tanh'(softplus x) softplus'(x) = t + x (1 - t^2) e^x / (1 + e^x), t = tanh(softplus x)."""
         softplus_slope = e / (1 + e)
         return t.square().neg_().add_(1).mul_(softplus_slope).mul_(x).add_(t).mul_(grad)
 
+    @override
     def builtin(self):
         return F.mish
 
@@ -299,6 +318,7 @@ class Softplus(HandDerived):
 
     params = {"beta": Param(1.0, 0.1, 5.0, positive=True, bounds=(1e-3, 1e3))}
 
+    @override
     def value(self, x):
         # max(x, 0) + ln(1 + e^(-beta |x|)) / beta: the exponential never exceeds 1.
         y = x.clamp(min=0).add_(x.abs().mul_(-self.beta).exp_().log1p_(), alpha=1 / self.beta)
@@ -308,6 +328,7 @@ class Softplus(HandDerived):
         """sigma(beta x)."""
         return sigmoid(x, self.beta).mul_(grad)
 
+    @override
     def builtin(self):
         return lambda x: F.softplus(x, beta=self.beta, threshold=40.0)
 
@@ -383,14 +404,17 @@ def activation_curve(
     x_max: float = 5.0,
     steps: int = 1001,
     name: str | None = None,
-    # Sample ``act_fn`` and its derivative (by autograd) on ``steps`` points from x_min to x_max.
 ) -> Curve:
+    """``act_fn`` and its derivative (by autograd) on ``steps`` points from ``x_min`` to ``x_max``.
+
+    ``name`` labels the curve; by default the activation's own name.
+    """
     if not x_min < x_max:
         raise ValueError(f"x_min must be below x_max, got {x_min} and {x_max}")
     x = torch.linspace(x_min, x_max, steps, requires_grad=True)
     y = act_fn(x)
     (dy,) = torch.autograd.grad(y.sum(), x)
-    return Curve(name or getattr(act_fn, "name", "f"), x.detach(), y.detach(), dy)
+    return Curve(name or str(getattr(act_fn, "name", "f")), x.detach(), y.detach(), dy)
 
 
 def activation_properties(act_fn: ActivationFunction, x_min: float = -20.0, x_max: float = 20.0) -> dict:

@@ -344,12 +344,12 @@ def load_fashion_mnist(
     device = device or settings.get_device()
     quick = settings.quick_mode() if quick is None else quick
     raw = _raw_splits(Path(root or settings.data_dir()))
-    splits = {}
+    splits: dict[str, Split] = {}
     for name, (images, labels) in raw.items():
         if quick:
             images, labels = images[: QUICK_SIZES[name]].clone(), labels[: QUICK_SIZES[name]].clone()
         splits[name] = Split(images.to(device), labels.to(device))
-    return FashionMNISTData(**splits, subset="quick" if quick else "full")
+    return FashionMNISTData(splits["train"], splits["val"], splits["test"], subset="quick" if quick else "full")
 
 
 def source_transform():

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import TypeVar
 
 import torch
 from torch import nn
+from typing_extensions import override
 
 from actlab.activations import ActivationFunction, LeakyReLU, ReLU, Sigmoid, Tanh, from_config
 
@@ -47,6 +49,7 @@ class BaseNetwork(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.config = network_config(act_fn, input_size, num_classes, hidden_sizes)
 
+    @override
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x.view(x.size(0), -1))
 
@@ -91,7 +94,7 @@ def check_config(config: object) -> dict:
 def parameter_shapes(config: dict) -> dict[str, tuple[int, ...]]:
     """The shape of every tensor in the state dict of the ``BaseNetwork`` that ``config`` describes."""
     sizes = [config["input_size"], *config["hidden_sizes"], config["num_classes"]]
-    shapes = {}
+    shapes: dict[str, tuple[int, ...]] = {}
     for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         shapes[f"layers.{2 * layer}.weight"] = (fan_out, fan_in)
         shapes[f"layers.{2 * layer}.bias"] = (fan_out,)
@@ -111,9 +114,11 @@ def glorot_gain(act_fn: ActivationFunction | None) -> float:
     if isinstance(act_fn, ReLU):
         return nn.init.calculate_gain("relu")
     if isinstance(act_fn, LeakyReLU):
-        return nn.init.calculate_gain("leaky_relu", act_fn.alpha)
+        return nn.init.calculate_gain("leaky_relu", act_fn.config["alpha"])
     return 1.0
 
+
+NetworkT = TypeVar("NetworkT", bound=nn.Module)
 
 INITS = {
     "default": "PyTorch's default: U(±1/sqrt(fan_in))",
@@ -124,7 +129,7 @@ INITS = {
 """The weight initializations that ``initialize`` offers, with their formulas."""
 
 
-def initialize(net: nn.Module, init: str) -> nn.Module:
+def initialize(net: NetworkT, init: str) -> NetworkT:
     """Re-draw every linear layer's weights with ``init`` (one of ``INITS``) and zero its biases.
 
     ``"default"`` leaves PyTorch's own initialization untouched. Glorot's gain follows the

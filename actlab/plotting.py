@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -11,6 +12,9 @@ import torch
 from matplotlib.figure import Figure
 
 from actlab.activations import Curve
+
+if TYPE_CHECKING:
+    from actlab.training import History
 
 CHANCE = 0.1
 
@@ -215,14 +219,15 @@ def plot_depth_trend(sweeps: Mapping[str, Mapping[str, Mapping[int, Sequence[flo
     return fig
 
 
-def plot_validation_curves(histories: Mapping[str, object]) -> Figure:
+def plot_validation_curves(histories: Mapping[str, History]) -> Figure:
     """Validation accuracy per epoch, one line per model, the best epoch marked."""
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for i, (name, history) in enumerate(histories.items()):
         epochs = range(1, len(history.val_acc) + 1)
         ax.plot(epochs, [100 * v for v in history.val_acc], linewidth=2, color=f"C{i}", label=name)
         if history.best_epoch:
-            ax.scatter(history.best_epoch, 100 * history.best_val_acc, color=f"C{i}", edgecolor="black", zorder=3)
+            ax.scatter(history.best_epoch, 100 * history.val_acc[history.best_epoch - 1], color=f"C{i}",
+                       edgecolor="black", zorder=3)
     ax.axhline(100 * CHANCE, color="gray", linestyle=":", label="chance (10%)")
     ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="Validation accuracy (dot: best epoch, kept)")
     ax.legend(ncol=2, fontsize=9)
@@ -231,7 +236,7 @@ def plot_validation_curves(histories: Mapping[str, object]) -> Figure:
     return fig
 
 
-def plot_training_diagnostics(histories: Mapping[str, object], num_classes: int = 10) -> Figure:
+def plot_training_diagnostics(histories: Mapping[str, History], num_classes: int = 10) -> Figure:
     """Training against validation loss (top) and accuracy (bottom), one column per model.
 
     The loss of a network that has learned nothing, ln(num_classes), is drawn dotted; the epoch of
@@ -249,7 +254,8 @@ def plot_training_diagnostics(histories: Mapping[str, object], num_classes: int 
         acc_ax.plot(epochs, [100 * a for a in history.train_acc], color="C0", label="training")
         acc_ax.plot(epochs, [100 * a for a in history.val_acc], color="C1", label="validation")
         if history.best_epoch:
-            acc_ax.scatter(history.best_epoch, 100 * history.best_val_acc, color="C1", edgecolor="black", zorder=3)
+            acc_ax.scatter(history.best_epoch, 100 * history.val_acc[history.best_epoch - 1], color="C1",
+                           edgecolor="black", zorder=3)
         loss_ax.set(title=name)
         loss_ax.ticklabel_format(axis="y", useOffset=False)
         acc_ax.set(xlabel="epoch")
@@ -413,6 +419,7 @@ def plot_statistics_over_training(series: Mapping[str, Sequence]) -> Figure:
             ax.title.set_fontsize(10)
             ax.grid(alpha=0.3)
         ax_moments.legend(fontsize=7)
+    assert image is not None  # every network has at least one layer
     fig.colorbar(image, ax=axes[:layers].ravel().tolist(), label="fraction of the layer's outputs", shrink=0.6)
     fig.suptitle("Hidden layers' outputs during training (epoch 0: before training)", fontsize=14)
     return fig

@@ -26,9 +26,10 @@ OPTIMIZERS = ("sgd", "adam")
 SGD_MOMENTUM = 0.9
 """The momentum of the source's SGD, used when none is given."""
 
+EARLY_STOPPING = "early stopping: no better validation accuracy for {} epochs"
 INTERRUPTED = "interrupted"
 DIVERGED = "diverged"
-"""How ``History.stop_reason`` starts when Ctrl-C or a non-finite loss ended the training."""
+"""How ``History.stop_reason`` reads when early stopping, Ctrl-C or a non-finite loss ended the training."""
 
 
 def _positive_int(what: str, value: object) -> None:
@@ -144,7 +145,7 @@ class History:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> History:
+    def from_dict(cls, values: object) -> History:
         """The history that ``to_dict`` gave ``values``."""
         known = {f.name for f in fields(cls)}
         if not isinstance(values, dict) or not {"model_name"} <= set(values) <= known:
@@ -199,7 +200,9 @@ class NonFiniteLossError(FloatingPointError):
 def train_epoch(net: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer) -> tuple[float, float]:
     """One pass over ``loader``: returns the mean training loss and accuracy."""
     net.train()
-    loss_sum, correct, count = 0.0, 0, 0
+    loss_sum: float | torch.Tensor = 0.0
+    correct: int | torch.Tensor = 0
+    count = 0
     for batch, (imgs, labels) in enumerate(loader, start=1):
         optimizer.zero_grad(set_to_none=True)
         preds = net(imgs)
@@ -261,7 +264,7 @@ def fit(net: nn.Module, data: FashionMNISTData, protocol: Protocol, *, seed: int
                     on_epoch(net, history, improved)
                 bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.1%}", best=history.best_epoch)
                 if epoch - history.best_epoch >= protocol.patience:
-                    history.stop_reason = f"early stopping: no better validation accuracy for {protocol.patience} epochs"
+                    history.stop_reason = EARLY_STOPPING.format(protocol.patience)
                     break
     except KeyboardInterrupt:
         history.stop_reason = INTERRUPTED

@@ -6,11 +6,13 @@ import io
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
 from html import escape
+from typing import Any, cast
 
 import ipywidgets as w
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
+from typing_extensions import override
 
 from actlab import plotting
 from actlab.activation_stats import LayerStatistics, recorded_layer
@@ -60,10 +62,12 @@ class PlotWidget:
         """What identifies the current state of the controls."""
         raise NotImplementedError
 
-    def compute(self) -> object:
+    def compute(self) -> Any:
+        """The data that the current state of the controls shows."""
         raise NotImplementedError
 
-    def draw(self, data: object) -> Figure:
+    def draw(self, data: Any) -> Figure:
+        """The figure of ``data``."""
         raise NotImplementedError
 
     def _on_change(self, _change: dict) -> None:
@@ -157,14 +161,17 @@ class ActivationExplorer(PlotWidget):
             self._make_sliders()
         self.update()
 
+    @override
     def update(self) -> None:
         self._sync_options(self.activation)
         super().update()
 
+    @override
     def key(self) -> Hashable:
         params = tuple((k, s.value) for k, s in self.sliders.items())
         return act_fn_by_name[self.activation.value], params, self.x_range.value, self.compare.value
 
+    @override
     def compute(self) -> dict:
         act_fn = get_activation(self.activation.value, **{k: s.value for k, s in self.sliders.items()})
         x_min, x_max = self.x_range.value
@@ -176,6 +183,7 @@ class ActivationExplorer(PlotWidget):
             "builtin": activation_curve(builtin, x_min, x_max, name="torch") if builtin else None,
         }
 
+    @override
     def draw(self, data: dict) -> Figure:
         return plotting.plot_activation(data["curve"], data["builtin"])
 
@@ -192,17 +200,21 @@ class GradientExplorer(PlotWidget):
         super().__init__([self.activation])
         self.update()
 
+    @override
     def update(self) -> None:
         self._sync_options(self.activation)
         super().update()
 
+    @override
     def key(self) -> Hashable:
-        return act_fn_by_name[self.activation.value]
+        return cast(Hashable, act_fn_by_name[self.activation.value])
 
+    @override
     def compute(self) -> dict:
         net = fresh_network(self.activation.value).to(self.imgs.device)
         return weight_gradients(net, self.imgs, self.labels)
 
+    @override
     def draw(self, data: dict) -> Figure:
         index = list(act_fn_by_name).index(self.activation.value)
         return plotting.plot_gradient_histograms(data, self.activation.value, color=f"C{index % 10}")
@@ -224,13 +236,16 @@ class DepthExplorer(PlotWidget):
         super().__init__([self.depth, self.init])
         self.update()
 
+    @override
     def key(self) -> Hashable:
         return self.depth.value, self.init.value
 
+    @override
     def compute(self) -> dict[str, list[float]]:
         return gradient_overview(self.names, self.imgs, self.labels, [self.width] * self.depth.value,
                                  init=self.init.value)
 
+    @override
     def draw(self, data: dict[str, list[float]]) -> Figure:
         return plotting.plot_gradient_overview(
             data, f"Gradient scale per layer: {self.depth.value} hidden layers of {self.width}, {self.init.value} init")
@@ -241,7 +256,7 @@ class CurveChooser(PlotWidget):
 
     usage = "tick the models whose validation curves to overlay. " + RUN_IT
 
-    def __init__(self, histories: Mapping[str, object], selected: Sequence[str] | None = None) -> None:
+    def __init__(self, histories: Mapping[str, History], selected: Sequence[str] | None = None) -> None:
         self.histories = dict(histories)
         chosen = set(selected or self.histories)
         self.boxes = {name: w.Checkbox(value=name in chosen, description=name, indent=False,
@@ -249,13 +264,16 @@ class CurveChooser(PlotWidget):
         super().__init__(list(self.boxes.values()))
         self.update()
 
+    @override
     def key(self) -> Hashable:
         return tuple(box.value for box in self.boxes.values())
 
-    def compute(self) -> dict[str, object]:
+    @override
+    def compute(self) -> dict[str, History]:
         return {name: self.histories[name] for name, box in self.boxes.items() if box.value}
 
-    def draw(self, data: dict[str, object]) -> Figure:
+    @override
+    def draw(self, data: dict[str, History]) -> Figure:
         return plotting.plot_validation_curves(data)
 
 
@@ -289,12 +307,15 @@ class StatisticsExplorer(PlotWidget):
             self._fit_sliders()
         self.update()
 
+    @override
     def key(self) -> Hashable:
         return self.network.value, self.layer.value, self.epoch.value
 
+    @override
     def compute(self) -> LayerStatistics:
         return recorded_layer(self.histories[self.network.value].monitor, self.epoch.value, self.layer.value)
 
+    @override
     def draw(self, data: LayerStatistics) -> Figure:
         return plotting.plot_activation_distributions({f"{self.network.value}, epoch {self.epoch.value}": [data]})
 
@@ -314,9 +335,11 @@ class ExperimentExplorer(PlotWidget):
         super().__init__([self.experiment, *self.boxes.values()])
         self.update()
 
+    @override
     def key(self) -> Hashable:
         return self.experiment.value, tuple(box.value for box in self.boxes.values())
 
+    @override
     def compute(self) -> list[dict]:
         ticked = {name for name, box in self.boxes.items() if box.value}
         rows = [row for row in self.experiments[self.experiment.value]["rows"] if row["activation"] in ticked]
@@ -324,6 +347,7 @@ class ExperimentExplorer(PlotWidget):
             raise ValueError("no activation of this experiment is ticked.")
         return rows
 
+    @override
     def draw(self, data: list[dict]) -> Figure:
         options = {key: value for key, value in self.experiments[self.experiment.value].items() if key != "rows"}
         return plotting.plot_accuracy_by_setting(data, **options)

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+from typing_extensions import override
 
 from actlab import BaseNetwork, load_fashion_mnist, set_seed
 from actlab.activations import BUILTIN_NAMES, ActivationFunction, act_fn_by_name, get_activation
@@ -44,6 +45,7 @@ class TorchKernel(ActivationFunction):
         self.name = f"torch {act.name}"
         self.kernel: Callable[[torch.Tensor], torch.Tensor] = act.builtin()
 
+    @override
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.kernel(x)
 

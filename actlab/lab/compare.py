@@ -30,6 +30,8 @@ from actlab.lab.train import check_reusable, train_run
 from actlab.network import DEFAULT_HIDDEN_SIZES, BaseNetwork, check_config, network_config
 from actlab.training import History, Protocol, default_protocol
 
+Device = torch.device
+
 FAILED_BELOW = 0.2
 """A run whose test accuracy stays below this has not learned (chance is 10%)."""
 
@@ -124,6 +126,7 @@ class RunResult:
 
     @classmethod
     def of(cls, activation: str, seed: int, history: History, status: str) -> RunResult:
+        """The result of the run of ``activation`` with ``seed`` that ended with ``status``."""
         return cls(activation, seed, history.test_acc, history.best_epoch, history.epochs, history.wall_time,
                    history.stop_reason, status)
 
@@ -168,7 +171,8 @@ class Environment:
     torch: str
 
     @classmethod
-    def here(cls, device: torch.device) -> Environment:
+    def here(cls, device: Device) -> Environment:
+        """This machine, running on ``device``."""
         return cls(str(device), platform.machine(), platform.processor(), torch.get_num_threads(),
                    platform.python_version(), torch.__version__)
 
@@ -192,6 +196,7 @@ class ComparisonResults:
 
     @property
     def seeds(self) -> list[int]:
+        """Every seed that has a run or is missing, in order."""
         return sorted({run.seed for run in self.runs} | {seed for _, seed in self.missing})
 
     def accuracies(self) -> dict[str, list[float | None]]:
@@ -209,6 +214,7 @@ class ComparisonResults:
         return {name: summarize(accs) for name, accs in self.accuracies().items()}
 
     def to_dict(self) -> dict:
+        """The results as plain JSON values, as ``results.json`` holds them."""
         return {
             "format": RESULTS_FORMAT,
             "partial": self.partial,
@@ -224,6 +230,7 @@ class ComparisonResults:
 
     @classmethod
     def from_dict(cls, values: dict) -> ComparisonResults:
+        """The results that ``to_dict`` gave ``values``."""
         protocol = {key: value for key, value in values["protocol"].items() if key != "seeds"}
         environment = values["environment"]
         return cls(
@@ -381,7 +388,7 @@ def mean_differences(summary: Mapping[str, Summary], reference: str) -> list[dic
         if diff is not None and row.std is not None and ref.std is not None:
             stderr = math.sqrt(row.std**2 / row.runs + ref.std**2 / ref.runs)
         rows.append({"activation": name, "difference": diff, "standard error": stderr,
-                     "beyond seed noise": None if stderr is None else abs(diff) > 2 * stderr})
+                     "beyond seed noise": None if stderr is None or diff is None else abs(diff) > 2 * stderr})
     return rows
 
 

@@ -11,8 +11,6 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from torch import nn
-
 from actlab.checkpoints import (
     CheckpointError,
     check_model_name,
@@ -24,7 +22,7 @@ from actlab.checkpoints import (
     recover,
 )
 from actlab.data import FashionMNISTData
-from actlab.network import INITS
+from actlab.network import INITS, BaseNetwork
 from actlab.training import DIVERGED, INTERRUPTED, History, Protocol
 
 RUNNING, FINISHED = "running", "finished"
@@ -45,6 +43,7 @@ class DataSpec:
 
     @classmethod
     def of(cls, data: FashionMNISTData) -> DataSpec:
+        """The sizes of the splits of ``data``."""
         return cls(data.subset, len(data.train), len(data.val), len(data.test))
 
 
@@ -73,10 +72,12 @@ class RunRecord:
         return differences(self.request(), requested.request())
 
     def to_dict(self) -> dict:
+        """The record as plain JSON values, as ``<name>.run.json`` holds it."""
         return {"format": RECORD_FORMAT, **self.request(), "status": self.status}
 
     @classmethod
-    def from_dict(cls, values: dict) -> RunRecord:
+    def from_dict(cls, values: object) -> RunRecord:
+        """The record that ``to_dict`` gave ``values``; a ``ValueError`` for anything else."""
         if not isinstance(values, dict) or values.get("format") != RECORD_FORMAT:
             raise ValueError(f"expected a run record of format {RECORD_FORMAT}")
         if values["status"] not in (RUNNING, FINISHED, INTERRUPTED, DIVERGED):
@@ -103,6 +104,7 @@ class RunFiles:
         check_model_name(self.model_name)
 
     def path(self, kind: str) -> Path:
+        """The path of one file of the run, by kind (see ``actlab.checkpoints.SUFFIXES``)."""
         return checkpoint_file(self.folder, self.model_name, kind)
 
     def exists(self) -> bool:
@@ -131,7 +133,7 @@ class RunFiles:
                                               "history": _json_bytes(History(self.model_name).to_dict()),
                                               "record": _json_bytes(record.to_dict())})
 
-    def save_epoch(self, history: History, best: nn.Module | None = None) -> None:
+    def save_epoch(self, history: History, best: BaseNetwork | None = None) -> None:
         """Store the history so far, and ``best`` as the checkpoint when this epoch is the best yet."""
         files = {"history": _json_bytes(history.to_dict())}
         commit(self.folder, self.model_name, files if best is None else {**network_files(best), **files})

@@ -92,7 +92,7 @@ def train_run(net: BaseNetwork, model_name: str, protocol: Protocol, *, init: st
     fresh_weights(net, init, seed)
     files.start(request)
 
-    def save_best(net: nn.Module, history: History, improved: bool) -> None:
+    def save_best(_: nn.Module, history: History, improved: bool) -> None:
         files.save_epoch(history, best=net if improved else None)
 
     try:
