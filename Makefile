@@ -28,6 +28,7 @@ lab: data
 
 test: data $(DEV_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	ACTLAB_QUICK=1 $(BIN)/pytest
 
 run: data
@@ -43,6 +44,7 @@ memory: data
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

@@ -1,4 +1,4 @@
-"""Helpers for reading code inside the notebooks."""
+"""Helpers for the notebooks: showing the code that runs, and saying which mode runs it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,17 @@ from typing import Any
 
 from IPython.display import Code
 
+from actlab.data import FashionMNISTData
+from actlab.settings import quick_mode
+
 
 def show_source(obj: Any) -> Code:
     """The real source of a function or class, syntax-highlighted, so a notebook shows what actually runs."""
     return Code(inspect.getsource(obj), language="python")
+
+
+def mode_line(data: FashionMNISTData) -> str:
+    """One line for a notebook's set-up cell: the mode (quick or full), the split sizes and the device."""
+    sizes = f"{len(data.train):,} training, {len(data.val):,} validation and {len(data.test):,} test images"
+    mode = "QUICK MODE (a test-sized run, not the real experiment)" if quick_mode() else "full mode"
+    return f"{mode}: {sizes}, on {data.train.labels.device}"

@@ -8,7 +8,8 @@ from __future__ import annotations
 import ast
 import inspect
 import json
-import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,6 @@ from IPython.core.inputtransformer2 import TransformerManager
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-SHOW_SOURCE = re.compile(r"^show_source\((?P<target>[\w.]+)\)$")
 
 
 def cells(notebook: Path) -> list[dict]:
@@ -81,20 +81,131 @@ def test_every_widget_has_a_static_figure_beside_it(notebook):
             assert not any("Box(children" in "".join(text) for text in plain), "the widget's fallback is its repr"
 
 
-def shown_sources() -> list[tuple[Path, str, str]]:
-    found = []
-    for notebook in NOTEBOOKS:
-        for cell in code_cells(notebook):
-            match = SHOW_SOURCE.match(source(cell).strip())
-            if match:
-                shown = [o["data"]["text/plain"] for o in cell["outputs"] if "text/plain" in o.get("data", {})]
-                found.append((notebook, match["target"], "".join(shown[0]) if shown else ""))
+def parsed(cell: dict) -> ast.Module:
+    return ast.parse(TransformerManager().transform_cell(source(cell)))
+
+
+def show_source_calls(tree: ast.AST) -> list[ast.Call]:
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id == "show_source"]
+
+
+def shown_sources() -> list[tuple[Path, int, dict]]:
+    """Every code cell that mentions ``show_source(``, whatever else is on the line."""
+    return [(notebook, i, cell) for notebook in NOTEBOOKS for i, cell in enumerate(code_cells(notebook))
+            if "show_source(" in source(cell) and "import" not in source(cell)]
+
+
+def test_every_show_source_call_is_found():
+    assert len(shown_sources()) >= 18
+    cell = {"source": ["show_source(training.fit)  # the epoch loop;"]}
+    assert [ast.unparse(call.args[0]) for call in show_source_calls(parsed(cell))] == ["training.fit"]
+
+
+@pytest.mark.parametrize(("notebook", "index", "cell"), shown_sources(),
+                         ids=lambda value: value.name if isinstance(value, Path) else None)
+def test_shown_source_is_the_current_source(notebook, index, cell):
+    tree = parsed(cell)
+    calls = show_source_calls(tree)
+    where = f"{notebook.name}, code cell {index}"
+    assert len(calls) == source(cell).count("show_source(") == 1, f"{where}: one show_source call per cell"
+    last = tree.body[-1]
+    assert isinstance(last, ast.Expr) and last.value is calls[0], f"{where}: show_source must be the cell's result"
+    target = ast.unparse(calls[0].args[0])
+    shown = [o["data"]["text/plain"] for o in cell.get("outputs", []) if "text/plain" in o.get("data", {})]
+    assert shown, f"{where} shows nothing (a trailing ';' hides it?)"
+    obj = eval(target, imports_of(notebook))
+    assert "".join(shown[0]).rstrip() == inspect.getsource(obj).rstrip(), (
+        f"{where} shows an outdated {target}: run `make run` to refresh it")
+
+
+TAUGHT = {"ActivationFunction": "01", "BaseNetwork": "03", "network.initialize": "03", "network.glorot_gain": "03",
+          "training.fit": "04", "hooks.recording_activations": "05"}
+"""What the notebooks teach, and the notebook that shows its source."""
+
+
+@pytest.mark.parametrize(("target", "number"), TAUGHT.items())
+def test_what_is_taught_is_shown(target, number):
+    shown = {(notebook.name[:2], ast.unparse(show_source_calls(parsed(cell))[0].args[0]))
+             for notebook, _, cell in shown_sources()}
+    assert (number, target) in shown
+
+
+def bound_names(tree: ast.AST) -> set[str]:
+    """Names that assignments, loops, ``with`` and definitions bind (not imports)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            found.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            found.add(node.name)
     return found
 
 
-@pytest.mark.parametrize(("notebook", "target", "shown"), shown_sources(),
-                         ids=lambda value: value.name if isinstance(value, Path) else None)
-def test_shown_source_is_the_current_source(notebook, target, shown):
-    obj = eval(target, imports_of(notebook))
-    assert shown.rstrip() == inspect.getsource(obj).rstrip(), (
-        f"{notebook.name} shows an outdated {target}: run `make run` to refresh it")
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_variable_shadows_an_import(notebook):
+    trees = [parsed(cell) for cell in code_cells(notebook)]
+    imported = {(alias.asname or alias.name).split(".")[0] for tree in trees for node in ast.walk(tree)
+                if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+    shadowed = sorted(imported & set().union(*(bound_names(tree) for tree in trees)))
+    assert not shadowed, f"{notebook.name} re-binds imported names: {shadowed}"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_outputs_come_from_full_mode(notebook):
+    code = code_cells(notebook)
+    text = "\n".join(source(cell) for cell in code)
+    if "load_fashion_mnist(" not in text:
+        return
+    stated = ["".join(o["text"]) for cell in code if "mode_line(" in source(cell) for o in cell["outputs"]
+              if o.get("output_type") == "stream"]
+    assert stated, f"{notebook.name} loads the data but never prints mode_line"
+    assert all("full mode:" in out and "QUICK MODE" not in out for out in stated), stated
+
+
+def tiny_notebook(path: Path, printed: str) -> Path:
+    """A notebook whose committed outputs say ``printed``, then a memory address."""
+    cells = [
+        {"cell_type": "code", "execution_count": 1, "id": "a", "metadata": {}, "source": ["print(6 * 7)"],
+         "outputs": [{"name": "stdout", "output_type": "stream", "text": [f"{printed}\n"]}]},
+        {"cell_type": "code", "execution_count": 2, "id": "b", "metadata": {}, "source": ["print(hex(id(object())))"],
+         "outputs": [{"name": "stdout", "output_type": "stream", "text": ["0x7f0000000000\n"]}]},
+    ]
+    kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path.write_text(json.dumps({"cells": cells, "metadata": {"kernelspec": kernel}, "nbformat": 4,
+                                "nbformat_minor": 5}))
+    return path
+
+
+@pytest.mark.parametrize(("printed", "passes"), [("42", True), ("43", False)])
+def test_nbval_compares_every_output_as_make_test_runs_it(tmp_path, printed, passes):
+    notebook = tiny_notebook(tmp_path / "tiny.ipynb", printed)
+    root = NOTEBOOKS[0].parent.parent
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c",
+                          str(root / "pyproject.toml"), str(notebook)],
+                         cwd=root, capture_output=True, text=True, timeout=300)
+    assert run.returncode == (0 if passes else 1), run.stdout[-2000:]
+    assert ("2 passed" if passes else "1 failed, 1 passed") in run.stdout
+
+
+def names_outside_classes(tree: ast.AST, ctx: type) -> set[str]:
+    """Names used in ``ctx`` (``ast.Store`` or ``ast.Load``), class bodies (attributes) left out."""
+    found, stack = set(), [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.ClassDef):
+            stack.extend(node.bases + node.decorator_list)
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ctx):
+            found.add(node.id)
+        stack.extend(ast.iter_child_nodes(node))
+    return found
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_unused_variables(notebook):
+    trees = [parsed(cell) for cell in code_cells(notebook)]
+    stored = set().union(*(names_outside_classes(tree, ast.Store) for tree in trees))
+    loaded = set().union(*(names_outside_classes(tree, ast.Load) for tree in trees))
+    unused = sorted(stored - loaded - {"fig", "_"})  # `fig = plot...` keeps a figure from printing its repr
+    assert not unused, f"{notebook.name} assigns names it never uses: {unused}"

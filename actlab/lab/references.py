@@ -20,7 +20,7 @@ from actlab.checkpoints import CheckpointError, load_model
 from actlab.data import FULL_SIZES, FashionMNISTData, load_fashion_mnist
 from actlab.lab.runs import FINISHED, DataSpec, RunFiles, RunRecord
 from actlab.lab.train import train_model
-from actlab.network import DEFAULT_HIDDEN_SIZES, BaseNetwork, network_config
+from actlab.network import DEFAULT_HIDDEN_SIZES, BaseNetwork, initialize, network_config
 from actlab.training import FULL_PROTOCOL, History
 
 SEED = 42
@@ -51,9 +51,13 @@ def probe_images(data: FashionMNISTData) -> torch.Tensor:
 
 
 def reference_network(run: ReferenceRun) -> BaseNetwork:
-    """The untrained network of ``run``, drawn from seed 42 (``train_model`` then applies its initialization)."""
+    """The untrained network of ``run``: drawn from seed 42, then initialized with ``run.init``.
+
+    These are the weights that training starts from.
+    """
     settings.set_seed(SEED)
-    return BaseNetwork(get_activation(run.activation), hidden_sizes=run.hidden_sizes).to(settings.get_device())
+    net = BaseNetwork(get_activation(run.activation), hidden_sizes=run.hidden_sizes)
+    return initialize(net, run.init).to(settings.get_device())
 
 
 def train_reference(run: ReferenceRun, net: BaseNetwork | None = None, data: FashionMNISTData | None = None,
