@@ -204,3 +204,13 @@ def test_gradient_widgets_respond(page, lab):
     before = image_of(depth)
     nudge_slider(depth, "hidden layers", presses=2)
     wait_for_new_image(depth, before)
+
+
+def test_a_missing_browser_skips_with_its_reason_unless_required(monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "find_chromium", lambda: None)
+    monkeypatch.delenv(REQUIRE_ENV, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="Chromium on the PATH"):
+        require_tools()
+    monkeypatch.setenv(REQUIRE_ENV, "1")
+    with pytest.raises(pytest.fail.Exception, match=f"{REQUIRE_ENV} is set"):
+        require_tools()
