@@ -188,10 +188,14 @@ def _activate(act_fn: ActivationFunction, pre: torch.Tensor) -> tuple[torch.Tens
     return y.detach(), slope
 
 
-def _check_inputs(images: object, batch_size: object) -> torch.Tensor:
+def _check_inputs(net: nn.Module, images: object, batch_size: object) -> torch.Tensor:
     if not isinstance(images, torch.Tensor) or not images.is_floating_point() or images.dim() < 2:
-        raise ValueError("images must be a float tensor of normalized images, one per row (N x 1 x 28 x 28), "
-                         f"not {type(images).__name__} {getattr(images, 'dtype', '')}")
+        raise ValueError("images must be a float tensor of normalized images, one per row (N x 1 x 28 x 28), not "
+                         f"{type(images).__name__} {getattr(images, 'dtype', '')}; normalize bytes with "
+                         "actlab.data.normalize")
+    dtype = next((p.dtype for p in net.parameters()), images.dtype)
+    if images.dtype != dtype:
+        raise ValueError(f"images are {images.dtype} but the network computes in {dtype}: pass images.to({dtype})")
     if len(images) == 0:
         raise ValueError("images holds no image: the statistics need at least one image.")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -207,7 +211,7 @@ def _hidden_layers(
 
     The derivative is None unless ``slopes``. Outputs are flattened to one row per image.
     """
-    images = _check_inputs(images, batch_size)
+    images = _check_inputs(net, images, batch_size)
     device = device_of(net)
     with evaluation(net), recording_activations(net) as calls:
         for start in range(0, len(images), batch_size):

@@ -1,15 +1,14 @@
 """Saving and loading networks: ``<name>.config`` (JSON) beside ``<name>.tar`` (the state dict).
 
-A trained run adds ``<name>.history.json`` and ``<name>.run.json`` (its record). These files change
-together, through ``commit``: every new file is first written under a temporary name
-(``.<file>.part``), then a small manifest (``<name>.pending``) lists them, then each is renamed
-into place and the manifest deleted. Whoever reads a checkpoint first calls ``recover``: it
-finishes a commit whose manifest exists (a kill came after the manifest), or deletes the
-temporary files of one without (a kill came before it). Either way a reader sees all the old files
-or all the new ones. One process at a time writes a given checkpoint.
+Every file is written under a fresh temporary name in its folder (created exclusively, so no write
+ever follows a link), flushed to disk, then renamed into place: a reader sees the old file or the new
+one, never half of one. ``save_model`` writes the config before the state dict, and deletes an old
+state dict first when the config changes, so a kill between the two leaves a missing file (a clear
+error), never a state dict paired with another network's config.
 
 State dicts are read with ``torch.load(weights_only=True)``, which refuses any pickle that would
-build objects other than tensors, so a hostile file is never run.
+build objects other than tensors, so a hostile file is never run. JSON is read strictly: no NaN or
+Infinity, nothing larger than ``MAX_JSON_BYTES``, no nesting deeper than Python can parse.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import io
 import json
 import os
 import pickle
-from collections.abc import Mapping
+import tempfile
 from pathlib import Path
 
 import torch
@@ -28,8 +27,12 @@ from actlab import settings
 from actlab.activations import UnknownActivationError
 from actlab.network import BaseNetwork, build_network, check_config, parameter_shapes
 
-SUFFIXES = {"model": ".tar", "config": ".config", "history": ".history.json", "record": ".run.json"}
+SUFFIXES = {"model": ".tar", "config": ".config"}
 """The files of one checkpoint, by kind."""
+MAX_NAME_BYTES = 160
+"""The longest model name: with a suffix and a temporary name's prefix and tail, it stays under 255 bytes."""
+MAX_JSON_BYTES = 64 * 2**20
+"""The largest JSON file actlab reads."""
 
 
 class CheckpointError(RuntimeError):
@@ -49,6 +52,9 @@ def check_model_name(model_name: object) -> str:
             f"The model name {model_name!r} would leave the checkpoint folder or hide the file: "
             "it may not start with '.' nor hold '/', '\\', ':' or NUL."
         )
+    if len(model_name.encode()) > MAX_NAME_BYTES:
+        raise ValueError(f"The model name is {len(model_name.encode())} bytes long; at most {MAX_NAME_BYTES} "
+                         "leave room for its files' suffixes and temporary names.")
     return model_name
 
 
@@ -57,107 +63,79 @@ def checkpoint_file(model_path: str | Path, model_name: str, kind: str) -> Path:
     return Path(model_path) / f"{check_model_name(model_name)}{SUFFIXES[kind]}"
 
 
-def _part(path: Path) -> Path:
-    return path.with_name(f".{path.name}.part")
+def temporary_prefix(path: Path) -> str:
+    """How the temporary files of ``path`` begin: ``.<name>.``; they end in ``.part``."""
+    return f".{path.name}."
 
 
-def _manifest(model_path: str | Path, model_name: str) -> Path:
-    return Path(model_path) / f"{check_model_name(model_name)}.pending"
-
-
-def _write_synced(path: Path, blob: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(blob)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _remove(path: Path) -> None:
-    if path.exists():
-        path.unlink(missing_ok=True)
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_atomic(path: Path, blob: bytes) -> None:
-    """Write ``path`` through ``.<name>.part`` in the same folder, then rename it into place."""
+    """Write ``path`` through a new temporary file in the same folder, then rename it into place.
+
+    The temporary file is created exclusively (``O_CREAT | O_EXCL``), so a link planted at its name
+    is never followed; the rename replaces whatever is at ``path``, a link included, without following it.
+    The file gets the usual permissions (``0o666`` less the umask).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    part = _part(path)
-    _write_synced(part, blob)
-    os.replace(part, path)
-
-
-def _apply(model_path: Path, model_name: str, plan: Mapping[str, bool], recovering: bool) -> None:
-    for kind, write in plan.items():
-        final = checkpoint_file(model_path, model_name, kind)
-        if not write:
-            _remove(final)
-        elif not recovering or _part(final).exists():
-            os.replace(_part(final), final)
-    _remove(_manifest(model_path, model_name))
-
-
-def recover(model_path: str | Path, model_name: str) -> None:
-    """Complete a commit that a kill interrupted after its manifest, or undo one interrupted before it."""
-    model_path = Path(model_path)
-    manifest = _manifest(model_path, model_name)
-    if manifest.is_file():
-        try:
-            plan = json.loads(manifest.read_text())
-            if not isinstance(plan, dict) or not set(plan) <= set(SUFFIXES):
-                raise ValueError("not a manifest of checkpoint files")
-        except (UnicodeDecodeError, ValueError) as err:
-            raise CheckpointError(f"{manifest} is damaged ({err}); delete it and the checkpoint {model_name}.") from err
-        _apply(model_path, model_name, plan, recovering=True)
-    for kind in SUFFIXES:
-        _remove(_part(checkpoint_file(model_path, model_name, kind)))
-    _remove(_part(manifest))
-
-
-def commit(model_path: str | Path, model_name: str, files: Mapping[str, bytes | None]) -> None:
-    """Replace files of one checkpoint all at once: bytes to write, or None to delete, by kind."""
-    model_path = Path(model_path)
-    recover(model_path, model_name)
-    model_path.mkdir(parents=True, exist_ok=True)
-    for kind, blob in files.items():
-        if blob is not None:
-            _write_synced(_part(checkpoint_file(model_path, model_name, kind)), blob)
-    plan = {kind: blob is not None for kind, blob in files.items()}
-    write_atomic(_manifest(model_path, model_name), json.dumps(plan).encode())
-    _apply(model_path, model_name, plan, recovering=False)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path), suffix=".part")
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(blob)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def network_files(model: BaseNetwork) -> dict[str, bytes]:
-    """The ``.tar`` and ``.config`` of ``model``, as bytes, for ``commit``."""
+    """The ``.tar`` and ``.config`` of ``model``, as bytes."""
     buffer = io.BytesIO()
     torch.save({key: value.detach().cpu() for key, value in model.state_dict().items()}, buffer)
     return {"model": buffer.getvalue(), "config": json.dumps(model.config).encode()}
 
 
 def save_model(model: BaseNetwork, model_path: str | Path, model_name: str) -> None:
-    """Save ``model``'s config and parameters as ``<model_path>/<model_name>.{config,tar}``.
-
-    A history or record of an earlier run under the same name no longer describes these
-    parameters, so they are deleted in the same step.
-    """
-    commit(model_path, model_name, {**network_files(model), "history": None, "record": None})
+    """Save ``model``'s config and parameters as ``<model_path>/<model_name>.{config,tar}``."""
+    files = network_files(model)
+    config_file, model_file = (checkpoint_file(model_path, model_name, kind) for kind in ("config", "model"))
+    if not config_file.is_file() or config_file.read_bytes() != files["config"]:
+        model_file.unlink(missing_ok=True)
+        write_atomic(config_file, files["config"])
+    write_atomic(model_file, files["model"])
 
 
 def checkpoint_exists(model_path: str | Path, model_name: str) -> bool:
     """True when both files of the checkpoint are there."""
-    recover(model_path, model_name)
-    return all(checkpoint_file(model_path, model_name, kind).is_file() for kind in ("config", "model"))
+    return all(checkpoint_file(model_path, model_name, kind).is_file() for kind in SUFFIXES)
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number that actlab writes")
 
 
 def read_json(path: Path, what: str) -> object:
-    """The JSON in ``path``, or a ``CheckpointError`` that names the file and what it should hold."""
+    """The JSON in ``path``, read strictly, or a ``CheckpointError`` that names the file and what it should hold."""
+    fix = "delete it (or retrain with --overwrite / overwrite=True) to make it again"
     try:
-        return json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path} is damaged: it is not valid JSON ({err}), so not a {what}.") from err
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise ValueError(f"it is {size:,} bytes, more than any {what} ({MAX_JSON_BYTES:,})")
+        return json.loads(path.read_bytes().decode(), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        reason = "it nests too deeply" if isinstance(err, RecursionError) else err
+        raise CheckpointError(f"{path} is damaged, so not a {what} ({reason}); {fix}.") from err
 
 
 def read_config(model_path: str | Path, model_name: str) -> dict:
     """The network config stored with a checkpoint, checked for the keys and sizes ``BaseNetwork`` needs."""
-    recover(model_path, model_name)
     config_file = checkpoint_file(model_path, model_name, "config")
     if not config_file.is_file():
         raise CheckpointError(f"Could not find the config file {config_file.name} in {config_file.parent}.")
@@ -211,6 +189,16 @@ def _check_shapes(config: dict, state: dict[str, torch.Tensor], model_file: Path
         )
 
 
+def read_checkpoint(model_path: str | Path, model_name: str,
+                    device: torch.device | None = None) -> tuple[dict, dict[str, torch.Tensor]]:
+    """The config and the state dict of a checkpoint, the tensors' shapes checked against the config."""
+    config = read_config(model_path, model_name)
+    model_file = checkpoint_file(model_path, model_name, "model")
+    state = _read_state_dict(model_file, device or torch.device("cpu"))
+    _check_shapes(config, state, model_file)
+    return config, state
+
+
 def load_model(
     model_path: str | Path, model_name: str, net: nn.Module | None = None, device: torch.device | None = None
 ) -> nn.Module:
@@ -227,9 +215,8 @@ def load_model(
             f"{config_file} describes another network than the one given:\n  "
             + "\n  ".join(differences(config, net.config))
         )
+    config, state = read_checkpoint(model_path, model_name, device)
     model_file = checkpoint_file(model_path, model_name, "model")
-    state = _read_state_dict(model_file, device)
-    _check_shapes(config, state, model_file)
     if net is None:
         try:
             net = build_network(config).to(device)

@@ -60,9 +60,19 @@ def raw_dir(root: Path | None = None) -> Path:
 
 
 def _read_idx(path: Path, ndim: int) -> np.ndarray:
-    """Read an IDX file of unsigned bytes, checking its header against its size."""
-    blob = path.read_bytes()
+    """Read an IDX file of unsigned bytes, its header checked against the file's size before the data is read."""
     header_size = 4 + 4 * ndim
+    with open(path, "rb") as handle:
+        head = handle.read(header_size)
+        if len(head) == header_size:
+            dims = tuple(int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+            size = os.fstat(handle.fileno()).st_size
+            if head[:2] == b"\x00\x00" and head[3] == ndim and size != header_size + math.prod(dims):
+                raise DatasetError(
+                    f"{path} is truncated or corrupt: its header announces {dims}, which needs "
+                    f"{header_size + math.prod(dims)} bytes, but the file has {size}; delete it and run again."
+                )
+        blob = head + handle.read()
     magic = blob[:4]
     if len(magic) == 4 and (magic[:2] != b"\x00\x00" or magic[2] != _IDX_UINT8 or magic[3] != ndim):
         raise DatasetError(
@@ -323,12 +333,26 @@ def _raw_splits(root: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
             f"{raw_dir(root) / FILES['train'][0]} holds {len(train_labels):,} images, but the validation split "
             f"alone takes {VAL_SIZE:,}; FashionMNIST's training file holds {FILE_COUNTS['train']:,}."
         )
+    if len(test_labels) == 0:
+        raise DatasetError(f"{raw_dir(root) / FILES['test'][0]} holds no image.")
     train_idx, val_idx = split_indices(len(train_labels))
     return {
         "train": (train_images[train_idx], train_labels[train_idx]),
         "val": (train_images[val_idx], train_labels[val_idx]),
         "test": (test_images, test_labels),
     }
+
+
+def _check_counts(raw: dict[str, tuple[torch.Tensor, torch.Tensor]], sizes: dict[str, int], exact: bool,
+                  root: Path | None) -> None:
+    """Each split holds ``sizes`` images (``exact``, full mode) or at least that many (quick mode)."""
+    for name, (_, labels) in raw.items():
+        wanted, count = sizes[name], len(labels)
+        if count != wanted if exact else count < wanted:
+            file = raw_dir(root) / FILES["test" if name == "test" else "train"][0]
+            need = f"exactly {wanted:,}" if exact else f"at least {wanted:,}"
+            raise DatasetError(f"The {name} split of {file} holds {count:,} images; this mode needs {need}. "
+                               "The file is not FashionMNIST's: delete it and run again.")
 
 
 def load_fashion_mnist(
@@ -344,6 +368,7 @@ def load_fashion_mnist(
     device = device or settings.get_device()
     quick = settings.quick_mode() if quick is None else quick
     raw = _raw_splits(Path(root or settings.data_dir()))
+    _check_counts(raw, QUICK_SIZES if quick else FULL_SIZES, exact=not quick, root=root)
     splits: dict[str, Split] = {}
     for name, (images, labels) in raw.items():
         if quick:

@@ -13,12 +13,27 @@ from typing_extensions import override
 from actlab.activations import ActivationFunction, LeakyReLU, ReLU, Sigmoid, Tanh, from_config
 
 DEFAULT_HIDDEN_SIZES = (512, 256, 256, 128)
+MAX_PARAMETERS = 50_000_000
+"""The largest network actlab builds: 200 MB of float32 weights, about 0.8 GB to train with momentum."""
 
 
 def _check_size(what: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{what} must be a positive integer, not {value!r}.")
     return value
+
+
+def parameter_count(sizes: Sequence[int]) -> int:
+    """The weights and biases of fully connected layers through ``sizes`` (input, hidden..., classes)."""
+    return sum((fan_in + 1) * fan_out for fan_in, fan_out in itertools.pairwise(sizes))
+
+
+def check_parameter_count(sizes: Sequence[int]) -> None:
+    """A ``ValueError`` with the estimate when a network through ``sizes`` exceeds ``MAX_PARAMETERS``."""
+    count = parameter_count(sizes)
+    if count > MAX_PARAMETERS:
+        raise ValueError(f"a network of sizes {list(sizes)} has {count:,} parameters ({4 * count / 1e9:,.1f} GB of "
+                         f"float32 weights), more than actlab builds ({MAX_PARAMETERS:,})")
 
 
 class BaseNetwork(nn.Module):
@@ -42,10 +57,12 @@ class BaseNetwork(nn.Module):
             raise ValueError(f"hidden_sizes must be a non-empty list of positive integers, not {hidden_sizes!r}.")
         sizes = [_check_size("input_size", input_size)]
         sizes += [_check_size(f"hidden_sizes[{i}]", size) for i, size in enumerate(hidden_sizes)]
+        sizes.append(_check_size("num_classes", num_classes))
+        check_parameter_count(sizes)
         layers: list[nn.Module] = []
-        for fan_in, fan_out in itertools.pairwise(sizes):
+        for fan_in, fan_out in itertools.pairwise(sizes[:-1]):
             layers += [nn.Linear(fan_in, fan_out), act_fn]
-        layers.append(nn.Linear(sizes[-1], _check_size("num_classes", num_classes)))
+        layers.append(nn.Linear(sizes[-2], sizes[-1]))
         self.layers = nn.Sequential(*layers)
         self.config = network_config(act_fn, input_size, num_classes, hidden_sizes)
 
@@ -88,6 +105,9 @@ def check_config(config: object) -> dict:
         _check_size(what, config[what])
     for i, size in enumerate(hidden):
         _check_size(f"hidden_sizes[{i}]", size)
+    if not isinstance(config["act_fn"], dict) or not isinstance(config["act_fn"].get("name"), str):
+        raise ValueError(f"act_fn must be an activation's config such as {{'name': 'ReLU'}}, not {config['act_fn']!r}")
+    check_parameter_count([config["input_size"], *hidden, config["num_classes"]])
     return config
 
 

@@ -120,6 +120,19 @@ class PlotWidget:
         return bundle
 
 
+def _check_batch(imgs: object, labels: object) -> None:
+    if not isinstance(imgs, torch.Tensor) or not imgs.is_floating_point() or not len(imgs):
+        raise ValueError(f"imgs must be a non-empty float tensor of normalized images, not {type(imgs).__name__}")
+    if not isinstance(labels, torch.Tensor) or labels.shape != (len(imgs),):
+        raise ValueError(f"labels must be a tensor of one label per image ({len(imgs)}), not {type(labels).__name__}")
+
+
+def _check_histories(histories: object) -> None:
+    if not isinstance(histories, Mapping) or not histories or not all(
+            isinstance(h, History) for h in histories.values()):
+        raise ValueError(f"histories must map names to at least one History, not {type(histories).__name__}")
+
+
 def _activation_dropdown(value: str) -> w.Dropdown:
     options = list(act_fn_by_name)
     return w.Dropdown(options=options, value=value if value in options else options[0], description="activation")
@@ -195,6 +208,7 @@ class GradientExplorer(PlotWidget):
              "network. " + RUN_IT)
 
     def __init__(self, imgs: torch.Tensor, labels: torch.Tensor, activation: str = "sigmoid") -> None:
+        _check_batch(imgs, labels)
         self.imgs, self.labels = imgs, labels
         self.activation = _activation_dropdown(activation)
         super().__init__([self.activation])
@@ -228,6 +242,7 @@ class DepthExplorer(PlotWidget):
 
     def __init__(self, imgs: torch.Tensor, labels: torch.Tensor, depth: int = 4, width: int = 256,
                  activations: Sequence[str] | None = None) -> None:
+        _check_batch(imgs, labels)
         self.imgs, self.labels, self.width = imgs, labels, width
         self.names = list(activations or act_fn_by_name)
         self.depth = w.IntSlider(value=depth, min=1, max=16, description="hidden layers", continuous_update=False)
@@ -257,6 +272,7 @@ class CurveChooser(PlotWidget):
     usage = "tick the models whose validation curves to overlay. " + RUN_IT
 
     def __init__(self, histories: Mapping[str, History], selected: Sequence[str] | None = None) -> None:
+        _check_histories(histories)
         self.histories = dict(histories)
         chosen = set(selected or self.histories)
         self.boxes = {name: w.Checkbox(value=name in chosen, description=name, indent=False,
@@ -284,6 +300,7 @@ class StatisticsExplorer(PlotWidget):
              "layer's outputs as recorded during training. " + RUN_IT)
 
     def __init__(self, histories: Mapping[str, History], network: str | None = None) -> None:
+        _check_histories(histories)
         self.histories = {name: h for name, h in histories.items() if h.monitor}
         if not self.histories:
             raise ValueError("None of these histories holds recorded statistics (train with monitor=...).")
@@ -327,6 +344,9 @@ class ExperimentExplorer(PlotWidget):
 
     def __init__(self, experiments: Mapping[str, Mapping]) -> None:
         """``experiments``: name to ``rows`` (``compare.experiment_rows``) and ``plot_accuracy_by_setting`` options."""
+        if not isinstance(experiments, Mapping) or not experiments or not all(
+                isinstance(options, Mapping) and options.get("rows") for options in experiments.values()):
+            raise ValueError("experiments must map at least one name to options with a non-empty list of rows")
         self.experiments = {name: dict(options) for name, options in experiments.items()}
         self.experiment = w.Dropdown(options=list(self.experiments), description="experiment")
         names = dict.fromkeys(row["activation"] for options in self.experiments.values() for row in options["rows"])

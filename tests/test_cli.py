@@ -231,7 +231,7 @@ def test_grid_trains_every_combination_into_its_own_folder(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"grid": {"lr": [0.1, -1]}}, "experiment lr=-1: lr must be positive, not -1.0"),
+        ({"grid": {"lr": [0.1, -1]}}, "experiment lr=-1: lr must be positive, not -1"),
         ({"grid": {"learning_rate": [0.1]}}, "unknown setting(s) learning_rate"),
         ({"grid": {"lr": []}}, "grid.lr must be a non-empty list"),
         ({"lr": 0.1, "grid": {"lr": [0.1]}}, "lr is both fixed and in the grid"),

@@ -9,12 +9,12 @@ from actlab.lab.compare import (
     ResultsError,
     RunResult,
     Summary,
+    check_mergeable,
     compare_activations,
     format_table,
     load_results,
     load_run_histories,
     mean_differences,
-    merge_results,
     save_results,
     summarize,
 )
@@ -96,18 +96,10 @@ def results_of(runs, lr=0.01, missing=()):
     return ComparisonResults(experiment, activations, runs, list(missing), wall_time=10.0)
 
 
-def test_merge_adds_seeds_and_activations():
-    old = results_of([run("relu", 1, 0.8), run("relu", 2, 0.82)], missing=[("tanh", 1)])
-    new = results_of([run("relu", 3, 0.84), run("tanh", 1, 0.7)])
-    merged = merge_results(old, new)
-    assert [(r.activation, r.seed) for r in merged.runs] == [("relu", 1), ("relu", 2), ("relu", 3), ("tanh", 1)]
-    assert merged.summary["relu"].runs == 3 and merged.seeds == [1, 2, 3]
-    assert not merged.partial and merged.wall_time == 20.0
-
-
-def test_merge_refuses_other_settings():
+def test_other_settings_cannot_be_pooled():
     with pytest.raises(ResultsError, match="lr: 0.01 stored vs 0.1 requested"):
-        merge_results(results_of([run("relu", 1, 0.8)]), results_of([run("relu", 2, 0.8)], lr=0.1))
+        check_mergeable(results_of([run("relu", 1, 0.8)]).experiment,
+                        results_of([run("relu", 2, 0.8)], lr=0.1).experiment)
 
 
 def test_results_are_strict_json(tmp_path):

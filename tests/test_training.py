@@ -54,7 +54,8 @@ def test_trains_and_keeps_the_best_epoch(tmp_path, small_data):
     assert stored.val_acc == history.val_acc and stored.test_acc == history.test_acc
     best = load_model(tmp_path, "m", device=torch.device("cpu"))
     assert evaluate(best, small_data.test)[1] == history.test_acc
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.config", "m.history.json", "m.run.json", "m.tar"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".actlab.lock", "m.config", "m.history.json", "m.run.json",
+                                                          "m.tar"]
 
 
 def test_the_record_holds_network_protocol_seed_data_and_status(tmp_path, small_data):

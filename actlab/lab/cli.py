@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from actlab import settings
@@ -26,24 +25,17 @@ from actlab.data import (
 from actlab.lab.compare import (
     FIRST_SEED,
     ComparisonResults,
-    Experiment,
+    ComparisonSettings,
     ResultsError,
-    check_mergeable,
-    check_output_folder,
-    check_stored_runs,
-    compare_activations,
     default_seeds,
     format_table,
-    load_results,
-    merge_results,
-    plan,
-    save_results,
-    seed_range,
+    run_comparison,
 )
-from actlab.lab.grid import GridSpecError, experiments, read_spec
+from actlab.lab.grid import GridSpecError, experiments, read_spec, run_grid
 from actlab.lab.references import REFERENCE_RUNS, train_reference
+from actlab.lab.runs import FolderBusyError
 from actlab.network import DEFAULT_HIDDEN_SIZES, INITS
-from actlab.training import INTERRUPTED, OPTIMIZERS, SGD_MOMENTUM, Protocol, default_protocol
+from actlab.training import INTERRUPTED, OPTIMIZERS, SGD_MOMENTUM, default_protocol
 
 DESCRIPTION = "actlab: what activation functions do to a neural network, on FashionMNIST. Run a command with " \
     "--help for its options."
@@ -86,44 +78,16 @@ def add_compare_options(parser: argparse.ArgumentParser, quick: bool) -> None:
     parser.add_argument("--hidden-sizes", nargs="+", type=int, default=list(DEFAULT_HIDDEN_SIZES),
                         metavar="N", help="width of each hidden layer; their count is the depth "
                         f"(default: {' '.join(map(str, DEFAULT_HIDDEN_SIZES))})")
-    parser.add_argument("--out", type=Path, default=settings.results_dir(), metavar="DIR",
+    parser.add_argument("--out", default=str(settings.results_dir()), metavar="DIR",
                         help="output folder: results.json, results.png and checkpoints/ (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true",
                         help="train every run again, even a finished one, and replace results of other settings")
 
 
-def protocol_of(args: argparse.Namespace) -> Protocol:
-    """The protocol that the options ask for; the library's ``ValueError`` says what is wrong."""
-    return Protocol(max_epochs=args.epochs, patience=args.patience, batch_size=args.batch_size,
-                    optimizer=args.optimizer, lr=args.lr, momentum=args.momentum)
-
-
-def plan_of(args: argparse.Namespace, data: FashionMNISTData) -> tuple[Experiment, list[tuple[str, int]]]:
-    """The experiment and the runs that the options ask for, every value checked by the library."""
-    return plan(args.activations, seed_range(args.first_seed, args.seeds), data, protocol=protocol_of(args),
-                hidden_sizes=args.hidden_sizes, init=args.init)
-
-
-def _command(args: argparse.Namespace, protocol: Protocol) -> str:
-    momentum = f" --momentum {protocol.momentum}" if protocol.momentum is not None else ""
-    return (
-        f"python -m actlab compare --activations {' '.join(args.activations)} --seeds {args.seeds} "
-        f"--first-seed {args.first_seed} --epochs {args.epochs} --patience {args.patience} "
-        f"--batch-size {args.batch_size} --optimizer {protocol.optimizer} --lr {protocol.lr}{momentum} "
-        f"--init {args.init} --hidden-sizes {' '.join(map(str, args.hidden_sizes))} --out {args.out}"
-    )
-
-
-def _save_figure(results: ComparisonResults, path: Path) -> bool:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from actlab.plotting import plot_seed_summary
-
-    if not results.summary:
-        return False
-    plot_seed_summary(results.accuracies(), results.failures()).savefig(path, dpi=120, bbox_inches="tight")
-    return True
+def settings_of(args: argparse.Namespace) -> ComparisonSettings:
+    """The comparison that the options ask for; the library's ``ValueError`` says what is wrong."""
+    values = {name: getattr(args, name) for name in ComparisonSettings.OPTIONS}
+    return ComparisonSettings.from_values(values)
 
 
 def _load_data() -> FashionMNISTData | None:
@@ -134,49 +98,10 @@ def _load_data() -> FashionMNISTData | None:
         return None
 
 
-def _compare(args: argparse.Namespace, data: FashionMNISTData | None = None) -> int:
-    data = data or _load_data()
-    if data is None:
-        return 1
-    try:
-        experiment, jobs = plan_of(args, data)
-        check_output_folder(args.out)
-    except ValueError as err:
-        args.subparser.error(str(err))
-    results_file = args.out / "results.json"
-    try:
-        existing = load_results(results_file) if results_file.exists() else None
-    except ResultsError as err:
-        print(f"{err}\nMove it away, or choose another --out.", file=sys.stderr)
-        return 2
-    try:
-        if existing is not None:
-            check_mergeable(existing.experiment, experiment)
-    except ResultsError as err:
-        if not args.overwrite:
-            print(f"{results_file}: {err}\nChoose another --out, or pass --overwrite to train again and replace "
-                  "these results.", file=sys.stderr)
-            return 2
-        print(f"--overwrite: {results_file} holds other settings and is replaced.")
-        existing = None
-    try:
-        if not args.overwrite:
-            check_stored_runs(jobs, args.out / "checkpoints", experiment)
-    except CheckpointError as err:
-        print(f"Nothing was trained: {err}", file=sys.stderr)
-        return 2
-    seeds = seed_range(args.first_seed, args.seeds)
-    results = compare_activations(args.activations, seeds, args.out / "checkpoints", data,
-                                  protocol=experiment.protocol, hidden_sizes=experiment.hidden_sizes,
-                                  init=experiment.init, overwrite=args.overwrite)
-    results = replace(results, command=_command(args, experiment.protocol))
-    if existing is not None:
-        results = merge_results(existing, results)
-    save_results(results, results_file)
-    figure = args.out / "results.png"
+def _report(results: ComparisonResults, out: Path) -> int:
     print(format_table(results.summary))
-    print(f"Results in {results_file}" + (f", figure in {figure}" if _save_figure(results, figure) else "")
-          + f" ({results.wall_time / 60:.1f} min).")
+    figure = " and results.png" if results.summary else ""
+    print(f"Results in {out / 'results.json'}{figure} ({results.wall_time / 60:.1f} min of training).")
     if results.partial:
         print(f"Interrupted: {len(results.missing)} run(s) missing, the results are marked partial. "
               "Run the same command again to train them.", file=sys.stderr)
@@ -184,44 +109,47 @@ def _compare(args: argparse.Namespace, data: FashionMNISTData | None = None) -> 
     return 0
 
 
-def _grid(args: argparse.Namespace) -> int:
+def _refused(err: Exception) -> int:
+    print(f"Nothing was trained: {err}" if isinstance(err, CheckpointError) else str(err), file=sys.stderr)
+    return 2
+
+
+def _compare(args: argparse.Namespace) -> int:
     try:
-        spec = read_spec(args.spec)
-    except GridSpecError as err:
-        print(err, file=sys.stderr)
-        return 2
-    out = spec.out or settings.results_dir() / args.spec.stem
-    parser = argparse.ArgumentParser(prog=f"python -m actlab grid {args.spec}", add_help=False)
-    add_compare_options(parser, args.quick)
-    known = set(vars(parser.parse_args([]))) - {"out", "overwrite"}
-    unknown = sorted((set(spec.fixed) | set(spec.axes)) - known)
-    if unknown:
-        print(f"{args.spec}: unknown setting(s) {', '.join(unknown)}; the settings are {', '.join(sorted(known))}.",
-              file=sys.stderr)
-        return 2
+        comparison = settings_of(args)
+    except ValueError as err:
+        args.subparser.error(str(err))
     data = _load_data()
     if data is None:
         return 1
-    runs = []
-    for name, chosen in experiments(spec):
-        argv = ["--out", str(out / name)] + (["--overwrite"] if args.overwrite else [])
-        for key, value in chosen.items():
-            argv += ["--" + key.replace("_", "-"), *map(str, value if isinstance(value, list) else [value])]
-        print(f"experiment {name}: {' '.join(argv)}")
-        experiment_args = parser.parse_args(argv)
-        try:
-            plan_of(experiment_args, data)
-        except ValueError as err:
-            print(f"{args.spec}: experiment {name}: {err}", file=sys.stderr)
-            return 2
-        experiment_args.subparser = parser
-        runs.append((name, experiment_args))
-    for index, (name, experiment_args) in enumerate(runs, start=1):
-        print(f"\n=== experiment {index}/{len(runs)}: {name} ===")
-        status = _compare(experiment_args, data)
-        if status:
-            return status
-    print(f"\n{len(runs)} experiments in {out}, one folder each.")
+    try:
+        results = run_comparison(comparison, args.out, data, overwrite=args.overwrite)
+    except ResultsError as err:
+        return _refused(err)
+    except ValueError as err:
+        args.subparser.error(str(err))
+    except (CheckpointError, FolderBusyError) as err:
+        return _refused(err)
+    return _report(results, Path(args.out))
+
+
+def _grid(args: argparse.Namespace) -> int:
+    data = _load_data()
+    if data is None:
+        return 1
+    try:
+        spec = read_spec(args.spec)
+        out = spec.out or settings.results_dir() / args.spec.stem
+        experiments(spec, data)
+        done = run_grid(spec, out, data, overwrite=args.overwrite)
+    except GridSpecError as err:
+        print(f"{args.spec}: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, CheckpointError, FolderBusyError) as err:
+        return _refused(err)
+    if done and done[-1].partial:
+        return INTERRUPTED_EXIT
+    print(f"\n{len(done)} experiments in {out}, one folder each.")
     return 0
 
 

@@ -8,13 +8,14 @@ same folder adds to the file; other settings are refused.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,12 +23,13 @@ import torch
 from tqdm.auto import tqdm
 
 from actlab import settings
-from actlab.activations import get_activation
-from actlab.checkpoints import CheckpointError, differences, write_atomic
+from actlab.activations import SOURCE_ACTIVATIONS, UnknownActivationError, get_activation
+from actlab.checkpoints import CheckpointError, differences, read_json, write_atomic
 from actlab.data import FashionMNISTData, load_fashion_mnist
-from actlab.lab.runs import INTERRUPTED, DataSpec, RunFiles, RunRecord, load_history
+from actlab.lab.runs import DIVERGED, FINISHED, INTERRUPTED, DataSpec, RunFiles, RunRecord, folder_lock, load_history
 from actlab.lab.train import check_reusable, train_run
-from actlab.network import DEFAULT_HIDDEN_SIZES, BaseNetwork, check_config, network_config
+from actlab.network import DEFAULT_HIDDEN_SIZES, INITS, BaseNetwork, check_config, network_config
+from actlab.settings import check_seed
 from actlab.training import History, Protocol, default_protocol
 
 Device = torch.device
@@ -61,11 +63,19 @@ def seed_range(first: int, count: int) -> list[int]:
     return list(range(first, last + 1))
 
 
-def check_output_folder(out: Path) -> None:
-    """Make ``out`` and ``out/checkpoints``, and check that files can be written there; a ``ValueError`` if not."""
+def check_output_folder(out: str | Path) -> Path:
+    """``out``, made with ``out/checkpoints`` when missing and checked to be writable; a ``ValueError`` if not.
+
+    An empty name is refused, and so is a ``checkpoints`` that is a link: no write follows one.
+    """
+    if not str(out).strip():
+        raise ValueError("the output folder needs a name; --out '' would write into the current folder")
+    out = Path(out)
     for folder in (out, out / "checkpoints"):
         if folder.exists() and not folder.is_dir():
             raise ValueError(f"cannot write the results into {out}: {folder} is a file, not a folder")
+    if (out / "checkpoints").is_symlink():
+        raise ValueError(f"cannot write the results into {out}: {out / 'checkpoints'} is a link")
     try:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
         for folder in (out, out / "checkpoints"):
@@ -73,6 +83,7 @@ def check_output_folder(out: Path) -> None:
                 pass
     except OSError as err:
         raise ValueError(f"cannot write the results into {out}: {err.strerror or err} ({err.filename or out})") from err
+    return out
 
 
 class ResultsError(ValueError):
@@ -105,10 +116,21 @@ class Experiment:
         hidden_sizes, init, data = tuple(values.pop("hidden_sizes")), values.pop("init"), values.pop("data")
         return cls(hidden_sizes, Protocol(**values), init, DataSpec(**data))
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.hidden_sizes, tuple):
+            raise ValueError(f"hidden_sizes must be a list of positive integers, not {self.hidden_sizes!r}")
+        check_config(network_config(get_activation("relu"), hidden_sizes=list(self.hidden_sizes)))
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, not {self.init!r}")
+
     def request(self, activation: str, seed: int) -> RunRecord:
         """The record that the run of ``activation`` with ``seed`` must carry."""
         config = network_config(get_activation(activation), hidden_sizes=self.hidden_sizes)
         return RunRecord(check_config(config), self.protocol, self.init, seed, self.data)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -123,6 +145,23 @@ class RunResult:
     wall_time: float
     stop_reason: str
     status: str
+
+    def __post_init__(self) -> None:
+        check_seed(self.seed)
+        for name in ("best_epoch", "epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a whole number, not {value!r}")
+        if self.best_epoch > self.epochs:
+            raise ValueError(f"best_epoch {self.best_epoch} lies beyond the {self.epochs} epochs run")
+        if self.test_acc is not None and (not _number(self.test_acc) or not 0 <= self.test_acc <= 1):
+            raise ValueError(f"test_acc must be None or lie between 0 and 1, not {self.test_acc!r}")
+        if not _number(self.wall_time) or self.wall_time < 0:
+            raise ValueError(f"wall_time must be a finite number of seconds, not {self.wall_time!r}")
+        if not isinstance(self.activation, str) or not isinstance(self.stop_reason, str):
+            raise ValueError("activation and stop_reason must be strings")
+        if self.status not in (FINISHED, DIVERGED):
+            raise ValueError(f"a result's status is finished or diverged, not {self.status!r}")
 
     @classmethod
     def of(cls, activation: str, seed: int, history: History, status: str) -> RunResult:
@@ -143,19 +182,21 @@ class Summary:
     failed: int
 
 
-def summarize(accuracies: Sequence[float | None]) -> Summary:
+def summarize(accuracies: Sequence[float | None], diverged: Sequence[bool] = ()) -> Summary:
     """Mean, sample standard deviation, minimum, maximum and failure count of test accuracies.
 
-    A run without a test accuracy (it diverged before its first epoch ended) counts as failed.
+    A run fails when it diverged (``diverged``, one flag per run), has no test accuracy, or stays
+    below ``FAILED_BELOW``; the statistics are over every run that has an accuracy.
     """
     measured = [acc for acc in accuracies if acc is not None]
+    flags = list(diverged) or [False] * len(accuracies)
     return Summary(
         runs=len(accuracies),
         mean=statistics.fmean(measured) if measured else None,
         std=statistics.stdev(measured) if len(measured) > 1 else None,
         min=min(measured, default=None),
         max=max(measured, default=None),
-        failed=len(accuracies) - sum(acc >= FAILED_BELOW for acc in measured),
+        failed=sum(flag or acc is None or acc < FAILED_BELOW for acc, flag in zip(accuracies, flags)),
     )
 
 
@@ -189,6 +230,13 @@ class ComparisonResults:
     wall_time: float = 0.0
     command: str = ""
 
+    def __post_init__(self) -> None:
+        unknown = sorted({run.activation for run in self.runs} - set(self.activations))
+        if unknown:
+            raise ValueError(f"runs of {', '.join(unknown)}, which the results do not list as activations")
+        if not _number(self.wall_time) or self.wall_time < 0:
+            raise ValueError(f"wall_time must be a finite number of seconds, not {self.wall_time!r}")
+
     @property
     def partial(self) -> bool:
         """True when some requested runs have not ended (Ctrl-C stopped the comparison)."""
@@ -211,7 +259,8 @@ class ComparisonResults:
     @property
     def summary(self) -> dict[str, Summary]:
         """A summary per activation that has runs, in the order of ``activations``."""
-        return {name: summarize(accs) for name, accs in self.accuracies().items()}
+        return {name: summarize(accs, [run.status == DIVERGED for run in self.runs if run.activation == name])
+                for name, accs in self.accuracies().items()}
 
     def to_dict(self) -> dict:
         """The results as plain JSON values, as ``results.json`` holds them."""
@@ -286,12 +335,14 @@ def compare_activations(
     hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES,
     init: str = "default",
     overwrite: bool = False,
+    after_run: Callable[[list[tuple[str, int]]], None] | None = None,
 ) -> ComparisonResults:
     """Train a ``BaseNetwork`` per activation and seed; return every run and a summary per activation.
 
     Every setting is checked first (``plan``). Finished runs with the same record are reused, not
-    trained again; a stored run with other settings is refused before anything is trained. Ctrl-C
-    stops the whole comparison: the runs that ended come back, and the others are listed in ``missing``.
+    trained again; a stored run with other settings, or a damaged one, is refused before anything is
+    trained. ``after_run(still_to_run)`` is called before the first run and after each. Ctrl-C stops
+    the whole comparison: the runs that ended come back, and the others are listed in ``missing``.
     """
     data = data or load_fashion_mnist()
     experiment, jobs = plan(activations, seeds, data, protocol=protocol, hidden_sizes=hidden_sizes, init=init)
@@ -300,20 +351,23 @@ def compare_activations(
     device = settings.get_device()
     start = time.perf_counter()
     runs: list[RunResult] = []
+    todo = list(jobs)
     try:
         for name, seed in tqdm(jobs, desc="runs", unit="run", disable=not progress):
+            if after_run is not None:
+                after_run(todo)
             net = BaseNetwork(get_activation(name), hidden_sizes=list(hidden_sizes)).to(device)
             history, record = train_run(net, run_name(name, seed), experiment.protocol, init=init, seed=seed,
                                         model_path=checkpoint_dir, data=data, overwrite=overwrite, progress=progress)
             if record.status == INTERRUPTED:
                 break
             runs.append(RunResult.of(name, seed, history, record.status))
+            todo.remove((name, seed))
     except KeyboardInterrupt:
         print("Comparison interrupted.")
-    done = {(run.activation, run.seed) for run in runs}
     return ComparisonResults(
-        experiment, list(dict.fromkeys(name for name, _ in jobs)), runs,
-        [job for job in jobs if job not in done], Environment.here(device), time.perf_counter() - start,
+        experiment, list(dict.fromkeys(name for name, _ in jobs)), runs, todo, Environment.here(device),
+        time.perf_counter() - start,
     )
 
 
@@ -324,20 +378,143 @@ def check_mergeable(stored: Experiment, requested: Experiment) -> None:
         raise ResultsError("the results describe other settings than those asked for:\n  " + "\n  ".join(changed))
 
 
-def merge_results(old: ComparisonResults, new: ComparisonResults) -> ComparisonResults:
-    """``old`` with the runs of ``new`` added (a run of the same activation and seed replaced).
+def runs_on_disk(checkpoint_dir: Path, experiment: Experiment, leave_out: Sequence[tuple[str, int]] = ()
+                 ) -> list[RunResult]:
+    """Every run in ``checkpoint_dir`` of ``experiment`` that ended (finished or diverged), as its files say.
 
-    Both must share their experiment; otherwise a ``ResultsError`` lists what differs.
+    Runs in ``leave_out`` (activation, seed), and runs of other settings, are not counted.
     """
-    check_mergeable(old.experiment, new.experiment)
-    fresh = {(run.activation, run.seed) for run in new.runs}
-    runs = [run for run in old.runs if (run.activation, run.seed) not in fresh] + new.runs
-    done = {(run.activation, run.seed) for run in runs}
-    missing = [job for job in dict.fromkeys(old.missing + new.missing) if job not in done]
-    activations = list(dict.fromkeys(old.activations + new.activations))
-    runs.sort(key=lambda run: (activations.index(run.activation), run.seed))
-    return ComparisonResults(new.experiment, activations, runs, missing, new.environment,
-                             old.wall_time + new.wall_time, new.command)
+    found = []
+    for path in sorted(Path(checkpoint_dir).glob("*.run.json")):
+        files = RunFiles(checkpoint_dir, path.name.removesuffix(".run.json"))
+        record = files.record()
+        if record is None or record.status not in (FINISHED, DIVERGED):
+            continue
+        name = str(record.network["act_fn"]["name"]).lower()
+        if (name, record.seed) in leave_out or files.model_name != run_name(name, record.seed):
+            continue
+        try:
+            same = not record.differences(experiment.request(name, record.seed))
+        except UnknownActivationError:
+            continue
+        history = files.history()
+        if same and history is not None:
+            found.append(RunResult.of(name, record.seed, history, record.status))
+    return found
+
+
+def results_on_disk(out: Path, experiment: Experiment, activations: Sequence[str],
+                    missing: Sequence[tuple[str, int]], command: str = "") -> ComparisonResults:
+    """The results of ``experiment`` as the runs in ``out/checkpoints`` stand; ``missing`` are still to run."""
+    runs = runs_on_disk(out / "checkpoints", experiment, leave_out=missing)
+    names = list(dict.fromkeys([*activations, *sorted({run.activation for run in runs})]))
+    runs.sort(key=lambda run: (names.index(run.activation), run.seed))
+    return ComparisonResults(experiment, names, runs, list(missing), Environment.here(settings.get_device()),
+                             sum(run.wall_time for run in runs), command)
+
+
+def publish(results: ComparisonResults, out: Path) -> None:
+    """Write ``results.json`` and, when some run has a result, ``results.png`` into ``out``, each atomically."""
+    save_results(results, out / "results.json")
+    if results.summary:
+        import matplotlib.pyplot as plt
+
+        from actlab.plotting import plot_seed_summary
+
+        figure = plot_seed_summary(results.accuracies(), results.failures())
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+        plt.close(figure)
+        write_atomic(out / "results.png", buffer.getvalue())
+
+
+@dataclass(frozen=True)
+class ComparisonSettings:
+    """What a comparison asks for, as typed values; ``from_values`` checks each one."""
+
+    activations: tuple[str, ...] = SOURCE_ACTIVATIONS
+    seeds: int = field(default_factory=default_seeds)
+    first_seed: int = FIRST_SEED
+    protocol: Protocol = field(default_factory=default_protocol)
+    init: str = "default"
+    hidden_sizes: tuple[int, ...] = DEFAULT_HIDDEN_SIZES
+
+    OPTIONS = ("activations", "seeds", "first_seed", "epochs", "patience", "batch_size", "optimizer", "lr",
+               "momentum", "init", "hidden_sizes")
+    """The settings a command line or a grid spec may give, by name."""
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, object]) -> ComparisonSettings:
+        """Settings from named values (``OPTIONS``), the mode's defaults for the others; a ``ValueError`` if wrong."""
+        unknown = sorted(set(values) - set(cls.OPTIONS))
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; the settings are {', '.join(cls.OPTIONS)}")
+        get = dict(values).get
+        activations, hidden_sizes = get("activations", list(SOURCE_ACTIVATIONS)), get("hidden_sizes",
+                                                                                      list(DEFAULT_HIDDEN_SIZES))
+        if not isinstance(activations, list) or not all(isinstance(name, str) for name in activations):
+            raise ValueError(f"activations must be a list of names, not {activations!r}")
+        if not isinstance(hidden_sizes, list):
+            raise ValueError(f"hidden_sizes must be a list of positive integers, not {hidden_sizes!r}")
+        for name in ("optimizer", "init"):
+            if name in values and not isinstance(values[name], str):
+                raise ValueError(f"{name} must be a name, not {values[name]!r}")
+        changes = {key: values[option] for key, option in (("max_epochs", "epochs"), ("patience", "patience"),
+                                                          ("batch_size", "batch_size"), ("optimizer", "optimizer"),
+                                                          ("lr", "lr"), ("momentum", "momentum")) if option in values}
+        return cls(tuple(name.lower() for name in activations), _whole("seeds", get("seeds", default_seeds())),
+                   _whole("first_seed", get("first_seed", FIRST_SEED)), default_protocol(**changes),
+                   str(get("init", "default")), tuple(hidden_sizes))
+
+    def command(self, out: Path) -> str:
+        """The command line that asks for these settings."""
+        p = self.protocol
+        momentum = f" --momentum {p.momentum}" if p.momentum is not None else ""
+        return (f"python -m actlab compare --activations {' '.join(self.activations)} --seeds {self.seeds} "
+                f"--first-seed {self.first_seed} --epochs {p.max_epochs} --patience {p.patience} "
+                f"--batch-size {p.batch_size} --optimizer {p.optimizer} --lr {p.lr}{momentum} --init {self.init} "
+                f"--hidden-sizes {' '.join(map(str, self.hidden_sizes))} --out {out}")
+
+
+def _whole(what: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{what} must be a whole number, not {value!r}")
+    return value
+
+
+def run_comparison(comparison: ComparisonSettings, out: str | Path, data: FashionMNISTData | None = None,
+                   overwrite: bool = False, progress: bool = True) -> ComparisonResults:
+    """Run ``comparison`` into ``out``: ``results.json``, ``results.png`` and ``checkpoints/``.
+
+    Holds ``out``'s lock throughout (one writer per folder). Before anything is trained, every setting,
+    the results already in ``out`` and every stored run are checked. ``results.json`` is rebuilt from
+    the runs on disk before the first run and after each, so it never claims a run that the disk does
+    not hold: runs about to be retrained are listed as missing until they end.
+    """
+    data = data or load_fashion_mnist()
+    seeds = seed_range(comparison.first_seed, comparison.seeds)
+    experiment, _ = plan(comparison.activations, seeds, data, protocol=comparison.protocol,
+                         hidden_sizes=comparison.hidden_sizes, init=comparison.init)
+    folder = check_output_folder(out)
+    with folder_lock(folder):
+        existing = load_results(folder / "results.json") if (folder / "results.json").is_file() else None
+        if existing is not None and not overwrite:
+            try:
+                check_mergeable(existing.experiment, experiment)
+            except ResultsError as err:
+                raise ResultsError(f"{folder / 'results.json'}: {err}\nChoose another --out, or pass --overwrite to "
+                                   "train again and replace these results.") from None
+        command = comparison.command(folder)
+
+        def after_run(todo: list[tuple[str, int]]) -> None:
+            publish(results_on_disk(folder, experiment, comparison.activations, todo, command), folder)
+
+        results = compare_activations(comparison.activations, seeds, folder / "checkpoints", data, progress,
+                                      protocol=comparison.protocol, hidden_sizes=comparison.hidden_sizes,
+                                      init=comparison.init, overwrite=overwrite, after_run=after_run)
+        final = results_on_disk(folder, experiment, comparison.activations, results.missing, command)
+        publish(final, folder)
+    return final
 
 
 def save_results(results: ComparisonResults, path: Path) -> None:
@@ -346,14 +523,14 @@ def save_results(results: ComparisonResults, path: Path) -> None:
 
 
 def load_results(path: Path) -> ComparisonResults:
-    """Read a comparison's results written by ``save_results``."""
+    """Read a comparison's results written by ``save_results``, strictly and with every value's type checked."""
     path = Path(path)
     try:
-        values = json.loads(path.read_text())
+        values = read_json(path, "comparison results")
         if not isinstance(values, dict) or values.get("format") != RESULTS_FORMAT:
             raise ValueError(f"it is not a results file of format {RESULTS_FORMAT}")
         return ComparisonResults.from_dict(values)
-    except (UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
+    except (CheckpointError, KeyError, TypeError, ValueError, AttributeError) as err:
         raise ResultsError(f"{path} cannot be read as comparison results: {err}") from err
 
 

@@ -1,19 +1,29 @@
 """A grid of comparisons from one spec file: every combination of the listed settings, each in its own folder.
 
-A spec is a JSON object. Its keys are the options of ``python -m actlab compare`` (``lr``,
-``hidden_sizes``...), fixed for every experiment; ``grid`` maps some of them to the list of values
-to try; ``out`` (optional) is the folder that receives one subfolder per experiment::
+A spec is a JSON object. Its keys are the settings of a comparison (``ComparisonSettings.OPTIONS``:
+``lr``, ``hidden_sizes``...), fixed for every experiment; ``grid`` maps some of them to the list of
+values to try; ``out`` (optional) is the folder that receives one subfolder per experiment::
 
     {"activations": ["relu", "tanh"], "seeds": 2, "epochs": 3,
      "grid": {"lr": [0.01, 0.1], "hidden_sizes": [[64], [64, 64]]}}
+
+The values stay typed from the file to the training: nothing is turned back into command-line text.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
+
+from actlab.checkpoints import CheckpointError, read_json
+from actlab.data import FashionMNISTData
+from actlab.lab.compare import ComparisonResults, ComparisonSettings, plan, run_comparison, seed_range
+
+MAX_SPEC_BYTES = 64 * 1024
+MAX_EXPERIMENTS = 100
+"""The most experiments one spec may ask for (the product of the grid's list lengths)."""
 
 
 class GridSpecError(ValueError):
@@ -34,11 +44,13 @@ def _key(name: str) -> str:
 
 
 def read_spec(path: Path) -> GridSpec:
-    """Read and check the structure of a spec file; the values themselves are checked as options are."""
+    """Read a spec file and check its structure and size; the values themselves are checked by ``experiments``."""
     path = Path(path)
     try:
-        spec = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        if path.stat().st_size > MAX_SPEC_BYTES:
+            raise GridSpecError(f"{path} is larger than a grid spec may be ({MAX_SPEC_BYTES:,} bytes).")
+        spec = read_json(path, "grid spec")
+    except (OSError, CheckpointError) as err:
         raise GridSpecError(f"Cannot read the grid spec {path}: {err}") from err
     if not isinstance(spec, dict) or not isinstance(spec.get("grid"), dict) or not spec["grid"]:
         raise GridSpecError(f"{path} must hold a JSON object with a non-empty object \"grid\" of settings to vary.")
@@ -46,12 +58,15 @@ def read_spec(path: Path) -> GridSpec:
     for name, values in axes.items():
         if not isinstance(values, list) or not values:
             raise GridSpecError(f"{path}: grid.{name} must be a non-empty list of values, not {values!r}.")
+    count = math.prod(len(values) for values in axes.values())
+    if count > MAX_EXPERIMENTS:
+        raise GridSpecError(f"{path} asks for {count:,} experiments; a grid runs at most {MAX_EXPERIMENTS}.")
     fixed = {_key(name): value for name, value in spec.items() if name not in ("grid", "out")}
     both = sorted(set(fixed) & set(axes))
     if both:
         raise GridSpecError(f"{path}: {', '.join(both)} is both fixed and in the grid.")
     out = spec.get("out")
-    if out is not None and not isinstance(out, str):
+    if out is not None and (not isinstance(out, str) or not out.strip()):
         raise GridSpecError(f"{path}: out must be a folder name, not {out!r}.")
     return GridSpec(fixed, axes, Path(out) if out else None)
 
@@ -60,11 +75,31 @@ def _label(value: object) -> str:
     return "x".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def experiments(spec: GridSpec) -> list[tuple[str, dict[str, object]]]:
-    """Every combination of the grid's values, as (folder name, settings), in the spec's order."""
-    combos = []
+def experiments(spec: GridSpec, data: FashionMNISTData) -> list[tuple[str, ComparisonSettings]]:
+    """Every combination of the grid's values, as (folder name, settings), in the spec's order, each checked."""
+    found = []
     for values in itertools.product(*spec.axes.values()):
         chosen = dict(zip(spec.axes, values))
         name = "_".join(f"{key}={_label(value)}" for key, value in chosen.items())
-        combos.append((name, {**spec.fixed, **chosen}))
-    return combos
+        try:
+            settings = ComparisonSettings.from_values({**spec.fixed, **chosen})
+            plan(settings.activations, seed_range(settings.first_seed, settings.seeds), data,
+                 protocol=settings.protocol, hidden_sizes=settings.hidden_sizes, init=settings.init)
+        except ValueError as err:
+            raise GridSpecError(f"experiment {name}: {err}") from err
+        found.append((name, settings))
+    return found
+
+
+def run_grid(spec: GridSpec, out: Path, data: FashionMNISTData, overwrite: bool = False,
+             progress: bool = True) -> list[ComparisonResults]:
+    """Run every experiment of ``spec`` into its subfolder of ``out``, after checking all of them."""
+    planned = experiments(spec, data)
+    done = []
+    for index, (name, settings) in enumerate(planned, start=1):
+        print(f"\n=== experiment {index}/{len(planned)}: {name} ===")
+        results = run_comparison(settings, out / name, data, overwrite=overwrite, progress=progress)
+        done.append(results)
+        if results.partial:
+            break
+    return done

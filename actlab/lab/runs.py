@@ -1,35 +1,108 @@
 """The run store: the record of what produced a checkpoint, and the files of a run.
 
 Next to the checkpoint ``<name>.tar`` / ``<name>.config``, a run keeps ``<name>.history.json`` (its
-curves) and ``<name>.run.json`` (its ``RunRecord``: network, protocol, seed, data, and whether it
-finished). ``RunFiles`` writes them, always together (see ``actlab.checkpoints.commit``).
+curves) and ``<name>.run.json`` (its ``RunRecord``: network, protocol, initialization, seed, data,
+and how it ended). What the store guarantees:
+
+- **The record is written last.** A run starts by recording itself as running (and removing the
+  files of any earlier run of that name); it ends by writing its history, then its final record.
+  So a record that says *finished* means that every other file of the run is in place.
+- **Every file is replaced atomically** (``actlab.checkpoints.write_atomic``): a new temporary file,
+  created exclusively in the same folder, renamed into place. No write follows a link.
+- **One writer per folder**: a writer holds ``folder_lock`` (an exclusive ``flock`` on
+  ``<folder>/.actlab.lock``) while it writes; a second writer is refused at once with a message.
+  The writer, under the lock, deletes temporary files that a killed writer left behind.
+- **Readers never write.** They ignore temporary files, and read every JSON file strictly and with
+  its types checked; a damaged file is named, with how to make it again.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from actlab.activations import from_config
 from actlab.checkpoints import (
     CheckpointError,
     check_model_name,
-    checkpoint_file,
-    commit,
+    checkpoint_exists,
     differences,
-    network_files,
     read_json,
-    recover,
+    save_model,
+    temporary_prefix,
+    write_atomic,
 )
 from actlab.data import FashionMNISTData
-from actlab.network import INITS, BaseNetwork
+from actlab.network import INITS, BaseNetwork, check_config
+from actlab.settings import check_seed
 from actlab.training import DIVERGED, INTERRUPTED, History, Protocol
 
 RUNNING, FINISHED = "running", "finished"
+STATUSES = (RUNNING, FINISHED, INTERRUPTED, DIVERGED)
 """How a run stands: still running (or killed), finished (maximum epochs or early stopping),
 stopped by Ctrl-C, or stopped by a non-finite loss. Only a finished run is ever reused."""
 
 RECORD_FORMAT = 1
+SUBSETS = ("full", "quick", "custom")
+LOCK_NAME = ".actlab.lock"
+RUN_SUFFIXES = {"model": ".tar", "config": ".config", "history": ".history.json", "record": ".run.json"}
+"""The files of one run, by kind."""
+
+
+class FolderBusyError(RuntimeError):
+    """Another process is writing into the folder."""
+
+
+_held: dict[Path, int] = {}
+
+
+@contextmanager
+def folder_lock(folder: Path) -> Iterator[Path]:
+    """Hold the one-writer lock of ``folder`` (made if missing) for the ``with`` block.
+
+    Refuses at once with a ``FolderBusyError`` when another process holds it; the same process may
+    take it again inside the block.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = folder.resolve()
+    if key in _held:
+        _held[key] += 1
+        try:
+            yield folder
+        finally:
+            _held[key] -= 1
+        return
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno in (errno.EAGAIN, errno.EACCES):
+                raise FolderBusyError(f"Another actlab process is writing into {folder}; wait until it has "
+                                      "finished, or write somewhere else.") from err
+            raise
+        _held[key] = 1
+        try:
+            yield folder
+        finally:
+            del _held[key]
+    finally:
+        os.close(fd)
+
+
+def _positive_ints(what: str, values: dict, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = values.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{what}.{name} must be a whole number, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -40,6 +113,11 @@ class DataSpec:
     train_size: int
     val_size: int
     test_size: int
+
+    def __post_init__(self) -> None:
+        if self.subset not in SUBSETS:
+            raise ValueError(f"data.subset must be one of {', '.join(SUBSETS)}, not {self.subset!r}")
+        _positive_ints("data", asdict(self), ("train_size", "val_size", "test_size"))
 
     @classmethod
     def of(cls, data: FashionMNISTData) -> DataSpec:
@@ -59,8 +137,12 @@ class RunRecord:
     status: str = RUNNING
 
     def __post_init__(self) -> None:
+        check_config(self.network)
         if self.init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)}, not {self.init!r}")
+        check_seed(self.seed)
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {self.status!r}")
 
     def request(self) -> dict:
         """Everything that must match for this run to stand for another request: all but the status."""
@@ -77,15 +159,50 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, values: object) -> RunRecord:
-        """The record that ``to_dict`` gave ``values``; a ``ValueError`` for anything else."""
-        if not isinstance(values, dict) or values.get("format") != RECORD_FORMAT:
-            raise ValueError(f"expected a run record of format {RECORD_FORMAT}")
-        if values["status"] not in (RUNNING, FINISHED, INTERRUPTED, DIVERGED):
-            raise ValueError(f"unknown status {values['status']!r}")
-        protocol = dict(values["protocol"])
-        init = protocol.pop("init")
-        return cls(values["network"], Protocol(**protocol), init, values["seed"], DataSpec(**values["data"]),
-                   values["status"])
+        """The record that ``to_dict`` gave ``values``; a ``ValueError`` that says what is wrong for anything else."""
+        expected = {"format", "network", "protocol", "seed", "data", "status"}
+        if not isinstance(values, dict) or set(values) != expected or values["format"] != RECORD_FORMAT:
+            raise ValueError(f"a run record of format {RECORD_FORMAT} holds exactly {', '.join(sorted(expected))}")
+        protocol, data = values["protocol"], values["data"]
+        if not isinstance(protocol, dict) or not isinstance(data, dict):
+            raise ValueError("protocol and data must be objects")
+        protocol = dict(protocol)
+        init = protocol.pop("init", None)
+        try:
+            from_config(values["network"]["act_fn"])
+            return cls(values["network"], Protocol(**protocol), init, values["seed"], DataSpec(**data),
+                       values["status"])
+        except (TypeError, KeyError) as err:
+            raise ValueError(str(err)) from err
+
+
+def _finite(what: str, values: object) -> list[float]:
+    if not isinstance(values, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        raise ValueError(f"{what} must be a list of finite numbers")
+    return values
+
+
+def checked_history(values: object) -> History:
+    """The ``History`` in ``values`` (as ``History.to_dict`` writes it), its types and bounds checked."""
+    history = History.from_dict(values)
+    curves = ("train_loss", "train_acc", "val_loss", "val_acc")
+    lengths = {len(_finite(name, getattr(history, name))) for name in curves}
+    if len(lengths) != 1:
+        raise ValueError("the losses and accuracies must have one value per epoch each")
+    if not all(0 <= acc <= 1 for acc in history.train_acc + history.val_acc):
+        raise ValueError("accuracies must lie between 0 and 1")
+    if isinstance(history.best_epoch, bool) or not isinstance(history.best_epoch, int) \
+            or not 0 <= history.best_epoch <= history.epochs:
+        raise ValueError(f"best_epoch must lie between 0 and the {history.epochs} epochs, not {history.best_epoch!r}")
+    if not isinstance(history.model_name, str) or not isinstance(history.stop_reason, str):
+        raise ValueError("model_name and stop_reason must be strings")
+    _finite("wall_time", [history.wall_time])
+    if history.test_acc is not None and not (_finite("test_acc", [history.test_acc]) and 0 <= history.test_acc <= 1):
+        raise ValueError(f"test_acc must be None or lie between 0 and 1, not {history.test_acc!r}")
+    if not isinstance(history.monitor, list) or not all(isinstance(entry, dict) for entry in history.monitor):
+        raise ValueError("monitor must be a list of objects")
+    return history
 
 
 def _json_bytes(values: dict) -> bytes:
@@ -94,7 +211,7 @@ def _json_bytes(values: dict) -> bytes:
 
 @dataclass(frozen=True)
 class RunFiles:
-    """The files of the run ``model_name`` in ``folder``: checkpoint, history and record, replaced together."""
+    """The files of the run ``model_name`` in ``folder``."""
 
     folder: Path
     model_name: str
@@ -104,53 +221,65 @@ class RunFiles:
         check_model_name(self.model_name)
 
     def path(self, kind: str) -> Path:
-        """The path of one file of the run, by kind (see ``actlab.checkpoints.SUFFIXES``)."""
-        return checkpoint_file(self.folder, self.model_name, kind)
+        """The path of one file of the run, by kind (see ``RUN_SUFFIXES``)."""
+        return self.folder / f"{self.model_name}{RUN_SUFFIXES[kind]}"
 
     def exists(self) -> bool:
         """True when a checkpoint or record of this run is there."""
-        recover(self.folder, self.model_name)
         return any(self.path(kind).is_file() for kind in ("model", "config", "record"))
 
     def record(self) -> RunRecord | None:
         """The stored record, or None when there is none."""
-        recover(self.folder, self.model_name)
         path = self.path("record")
         if not path.is_file():
             return None
         try:
             return RunRecord.from_dict(read_json(path, "run record"))
-        except (KeyError, TypeError, ValueError) as err:
-            raise CheckpointError(f"{path} is not a run record ({err}); retrain with overwrite=True.") from err
+        except ValueError as err:
+            raise CheckpointError(f"{path} is not a run record ({err}); delete it, or retrain with --overwrite "
+                                  "(overwrite=True).") from err
 
     def history(self) -> History | None:
         """The stored history, or None when there is none."""
         return load_history(self.folder, self.model_name)
 
+    def _clean(self) -> None:
+        for kind in RUN_SUFFIXES:
+            for left in self.folder.glob(f"{temporary_prefix(self.path(kind))}*.part"):
+                left.unlink(missing_ok=True)
+
     def start(self, record: RunRecord) -> None:
-        """Mark the run as running, with an empty history and no checkpoint yet."""
-        commit(self.folder, self.model_name, {"model": None, "config": None,
-                                              "history": _json_bytes(History(self.model_name).to_dict()),
-                                              "record": _json_bytes(record.to_dict())})
+        """Record the run as running, then remove the files of any earlier run of that name (writer, locked)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._clean()
+        write_atomic(self.path("record"), _json_bytes(record.to_dict()))
+        for kind in ("model", "config", "history"):
+            self.path(kind).unlink(missing_ok=True)
 
     def save_epoch(self, history: History, best: BaseNetwork | None = None) -> None:
-        """Store the history so far, and ``best`` as the checkpoint when this epoch is the best yet."""
-        files = {"history": _json_bytes(history.to_dict())}
-        commit(self.folder, self.model_name, files if best is None else {**network_files(best), **files})
+        """Store ``best`` as the checkpoint when this epoch is the best yet, then the history so far."""
+        if best is not None:
+            save_model(best, self.folder, self.model_name)
+        write_atomic(self.path("history"), _json_bytes(history.to_dict()))
 
     def finish(self, history: History, record: RunRecord) -> None:
-        """Store the final history and the record of how the run ended."""
-        commit(self.folder, self.model_name, {"history": _json_bytes(history.to_dict()),
-                                              "record": _json_bytes(record.to_dict())})
+        """Store the final history, then, last, the record of how the run ended."""
+        write_atomic(self.path("history"), _json_bytes(history.to_dict()))
+        write_atomic(self.path("record"), _json_bytes(record.to_dict()))
+
+    def has_checkpoint(self) -> bool:
+        """True when both files of the checkpoint are there."""
+        return checkpoint_exists(self.folder, self.model_name)
 
 
 def load_history(model_path: str | Path, model_name: str) -> History | None:
     """The history stored next to a checkpoint, or None when there is none; a damaged one is named."""
-    recover(model_path, model_name)
-    path = checkpoint_file(model_path, model_name, "history")
+    path = RunFiles(Path(model_path), model_name).path("history")
     if not path.is_file():
         return None
     try:
-        return History.from_dict(read_json(path, "training history"))
+        return checked_history(read_json(path, "training history"))
     except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{path} is not a training history: {err}.") from err
+        raise CheckpointError(f"{path} is not a training history: {err}; delete it, or retrain with --overwrite "
+                              "(overwrite=True).") from err
+

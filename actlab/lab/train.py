@@ -14,9 +14,9 @@ from pathlib import Path
 from torch import nn
 
 from actlab import settings
-from actlab.checkpoints import CheckpointError, CheckpointMismatchError, load_model
+from actlab.checkpoints import CheckpointError, CheckpointMismatchError, load_model, read_checkpoint
 from actlab.data import FashionMNISTData, load_fashion_mnist
-from actlab.lab.runs import DIVERGED, FINISHED, INTERRUPTED, DataSpec, RunFiles, RunRecord
+from actlab.lab.runs import DIVERGED, FINISHED, INTERRUPTED, DataSpec, RunFiles, RunRecord, folder_lock
 from actlab.network import BaseNetwork, build_network, initialize
 from actlab.training import History, Monitor, Protocol, changed, default_protocol, evaluate, fit
 
@@ -24,8 +24,9 @@ from actlab.training import History, Monitor, Protocol, changed, default_protoco
 def check_reusable(files: RunFiles, request: RunRecord) -> RunRecord | None:
     """The stored record when it matches ``request``; None when there is no run yet.
 
-    A run with other settings, a checkpoint without a record, or a finished run whose history is
-    missing or damaged raises a ``CheckpointError`` that names the file and says how to train again.
+    A run with other settings, a checkpoint without a record, or a finished run whose history or
+    checkpoint is missing, damaged or of another network raises a ``CheckpointError`` that names the
+    file and says how to train again. Reads only.
     """
     stored = files.record()
     retrain = "Train it again with overwrite=True (--overwrite on the command line), or use another name or folder."
@@ -41,8 +42,15 @@ def check_reusable(files: RunFiles, request: RunRecord) -> RunRecord | None:
             f"{files.path('record')} describes a run with other settings than those asked for:\n  "
             + "\n  ".join(changed) + f"\n{retrain}"
         )
-    if stored.status == FINISHED and files.history() is None:
-        raise CheckpointError(f"{files.path('history')} is missing. {retrain}")
+    if stored.status == FINISHED:
+        history = files.history()
+        if history is None:
+            raise CheckpointError(f"{files.path('history')} is missing. {retrain}")
+        if history.best_epoch:
+            try:
+                read_checkpoint(files.folder, files.model_name)
+            except CheckpointError as err:
+                raise CheckpointError(f"The finished run {files.model_name} cannot be reused: {err} {retrain}") from err
     return stored
 
 
@@ -87,9 +95,20 @@ def train_run(net: BaseNetwork, model_name: str, protocol: Protocol, *, init: st
     stored = None if overwrite else check_reusable(files, request)
     if stored is not None and stored.status == FINISHED:
         return _reuse(net, files, data, monitor), stored
+    with folder_lock(files.folder):
+        return _train(net, files, request, data, overwrite, monitor, progress)
+
+
+def _train(net: BaseNetwork, files: RunFiles, request: RunRecord, data: FashionMNISTData, overwrite: bool,
+           monitor: Monitor | None, progress: bool) -> tuple[History, RunRecord]:
+    """Train the run of ``request`` from the start into ``files``; the caller holds the folder's lock."""
+    model_name, protocol, seed = files.model_name, request.protocol, request.seed
+    stored = None if overwrite else check_reusable(files, request)
+    if stored is not None and stored.status == FINISHED:  # another process finished it meanwhile
+        return _reuse(net, files, data, monitor), stored
     if stored is not None:
         print(f"{model_name}: the stored run did not finish ({stored.status}); training it again from the start.")
-    fresh_weights(net, init, seed)
+    fresh_weights(net, request.init, seed)
     files.start(request)
 
     def save_best(_: nn.Module, history: History, improved: bool) -> None:
@@ -105,7 +124,7 @@ def train_run(net: BaseNetwork, model_name: str, protocol: Protocol, *, init: st
         print(f"{model_name}: interrupted after {history.epochs} epoch(s); the best checkpoint is kept.")
     elif status == DIVERGED:
         warnings.warn(f"{model_name}: training stopped, {history.stop_reason}. Try a smaller learning rate; the "
-                      "best checkpoint so far is kept.", RuntimeWarning, stacklevel=2)
+                      "best checkpoint so far is kept.", RuntimeWarning, stacklevel=4)
     if history.best_epoch:
         history.test_acc = evaluate(net, data.test)[1]
     record = replace(request, status=status)
