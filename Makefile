@@ -37,6 +37,7 @@ run: data
 
 benchmark: data
 	$(BIN)/python benchmarks/epoch_speed.py
+	$(BIN)/python benchmarks/contention.py
 	$(BIN)/python benchmarks/widget_response.py
 
 memory: data

@@ -150,6 +150,15 @@ def _download(root: Path) -> None:
 ALL_FILES = tuple(name for pair in FILES.values() for name in pair)
 
 
+def _whole_reason(err: BaseException) -> str:
+    """Every line of an error and of the errors that caused it, on one line: why a download failed."""
+    parts = []
+    while err is not None:
+        parts += [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return " ".join(dict.fromkeys(parts))
+
+
 def ensure_fashion_mnist(
     root: Path | None = None, system_dir: Path = SYSTEM_DIR, download: bool = True
 ) -> Path:
@@ -174,7 +183,7 @@ def ensure_fashion_mnist(
             _download(root)
             return folder
         except Exception as err:  # torchvision raises RuntimeError, URLError, OSError...
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            reason = _whole_reason(err)
     raise DatasetNotFoundError(
         "FashionMNIST was not found. actlab looked in:\n"
         f"  1. the data folder {folder} (set ACTLAB_DATA to use another folder)\n"

@@ -94,8 +94,11 @@ def depth_sweep(
     }
 
 
-def visualize_gradients(net: nn.Module, color: str = "C0", data: FashionMNISTData | None = None) -> Figure:
-    """The source's function: the gradients of the first training batch through ``net``, as histograms."""
+def visualize_gradients(net: nn.Module, color: str | None = None, data: FashionMNISTData | None = None) -> Figure:
+    """The source's function: the gradients of the first training batch through ``net``, as histograms.
+
+    ``color`` defaults to the activation's own colour (``plotting.activation_style``).
+    """
     imgs, labels = first_batch(data)
     device = device_of(net)
     grads = weight_gradients(net, imgs.to(device), labels.to(device))

@@ -8,7 +8,7 @@ from typing import Any
 from IPython.display import Code
 
 from actlab.data import FashionMNISTData
-from actlab.settings import quick_mode
+from actlab.settings import quick_mode, use_free_cores
 
 
 def show_source(obj: Any) -> Code:
@@ -17,7 +17,10 @@ def show_source(obj: Any) -> Code:
 
 
 def mode_line(data: FashionMNISTData) -> str:
-    """One line for a notebook's set-up cell: the mode (quick or full), the split sizes and the device."""
+    """One line for a notebook's set-up cell: the mode (quick or full), the split sizes, the device and its threads."""
     sizes = f"{len(data.train):,} training, {len(data.val):,} validation and {len(data.test):,} test images"
     mode = "QUICK MODE (a test-sized run, not the real experiment)" if quick_mode() else "full mode"
-    return f"{mode}: {sizes}, on {data.train.labels.device}"
+    device = data.train.labels.device
+    threads = f" with {use_free_cores()} thread(s) (the free cores; ACTLAB_THREADS sets them)" \
+        if device.type == "cpu" else ""
+    return f"{mode}: {sizes}, on {device}{threads}"

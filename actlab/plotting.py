@@ -11,20 +11,68 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from actlab.activations import Curve
+from actlab.activations import Curve, act_fn_by_name
 
 if TYPE_CHECKING:
     from actlab.training import History
 
 CHANCE = 0.1
+WIDTH = 10.0
+"""The widest figure, in inches: JupyterLab's notebook column at 100% zoom shows it unscaled."""
+
+PALETTE = {
+    "sigmoid": "#CC6677", "tanh": "#332288", "relu": "#117733", "leakyrelu": "#88CCEE", "elu": "#DDCC77",
+    "swish": "#AA4499", "gelu": "#44AA99", "mish": "#999933", "softplus": "#882255",
+}
+"""One colour per built-in activation, in every figure: Paul Tol's muted scheme, safe for colour-blind readers."""
+EXTRA_COLORS = ("#000000", "#777777", "#BBBBBB")
+"""Colours of activations you register, in order of registration, then again with other line styles."""
+LINE_STYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "h")
 
 
-def _grid(n: int, cols: int, width: float = 4.0, height: float = 3.2):
+def _key(name: str) -> str:
+    """The activation a label names: ``"LeakyReLU, alpha = 0.1"`` and ``"leakyrelu"`` both name leakyrelu."""
+    return name.split(",")[0].strip().lower()
+
+
+def activation_style(name: str) -> dict:
+    """The colour, line style and marker of an activation in every figure (``name`` as listed or as labelled)."""
+    key = _key(name)
+    names = list(act_fn_by_name)
+    index = names.index(key) if key in names else len(names)
+    if key in PALETTE:
+        color = PALETTE[key]
+    else:
+        extra = [n for n in names if n not in PALETTE]
+        position = extra.index(key) if key in extra else len(extra)
+        color = EXTRA_COLORS[position % len(EXTRA_COLORS)]
+    return {"color": color, "linestyle": LINE_STYLES[index % len(LINE_STYLES)], "marker": MARKERS[index % len(MARKERS)]}
+
+
+def series_style(names: Sequence[str], name: str) -> dict:
+    """The style of one line among ``names``: the activation's own, or, for other labels (seeds...), a colour each."""
+    if _key(name) in act_fn_by_name:
+        return activation_style(name)
+    index = list(names).index(name)
+    return {"color": plt.get_cmap("viridis")(index / max(len(names) - 1, 1) * 0.85),
+            "linestyle": LINE_STYLES[index % len(LINE_STYLES)], "marker": MARKERS[index % len(MARKERS)]}
+
+
+def _grid(n: int, cols: int, width: float = WIDTH / 3, height: float = 2.8):
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(cols * width, rows * height), squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, axes.flat[:n]
+
+
+def plot_message(text: str) -> Figure:
+    """A small figure that only says ``text``: what a widget shows when there is nothing to draw."""
+    fig, ax = plt.subplots(figsize=(6, 1))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=12)
+    return fig
 
 
 def plot_activation_grid(curves: Sequence[Curve], cols: int = 3, references: Sequence[Curve | None] = ()) -> Figure:
@@ -35,8 +83,9 @@ def plot_activation_grid(curves: Sequence[Curve], cols: int = 3, references: Seq
     fig, axes = _grid(len(curves), cols)
     references = list(references) + [None] * (len(curves) - len(references))
     for ax, curve, reference in zip(axes, curves, references):
-        ax.plot(curve.x, curve.y, linewidth=2, label="f(x)")
-        ax.plot(curve.x, curve.dy, linewidth=2, linestyle="--", label="f'(x)")
+        color = activation_style(curve.name)["color"]
+        ax.plot(curve.x, curve.y, linewidth=2, color=color, label="f(x)")
+        ax.plot(curve.x, curve.dy, linewidth=2, linestyle="--", color=color, label="f'(x)")
         if reference is not None:
             ax.plot(reference.x, reference.y, color="black", linestyle=":", linewidth=1.5, label="torch")
             ax.plot(reference.x, reference.dy, color="black", linestyle=":", linewidth=1.5)
@@ -57,7 +106,8 @@ def plot_derivative_overlay(curves: Sequence[Curve]) -> Figure:
     """All derivatives on one axis: saturation, the sigmoid's 1/4 ceiling and ReLU's zero region side by side."""
     fig, ax = plt.subplots(figsize=(9, 5))
     for curve in curves:
-        ax.plot(curve.x, curve.dy, linewidth=2, label=curve.name)
+        style = activation_style(curve.name)
+        ax.plot(curve.x, curve.dy, linewidth=2, color=style["color"], linestyle=style["linestyle"], label=curve.name)
     ax.axhline(0.25, color="gray", linestyle=":", linewidth=1)
     ax.annotate("sigmoid's maximum slope: 1/4", xy=(curves[0].x[0].item(), 0.25), xytext=(4, 4),
                 textcoords="offset points", color="gray")
@@ -71,9 +121,10 @@ def plot_derivative_overlay(curves: Sequence[Curve]) -> Figure:
 
 def plot_activation(curve: Curve, reference: Curve | None = None) -> Figure:
     """One activation and its derivative; ``reference`` (torch's built-in) drawn dotted on top."""
-    fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(10, 3.8))
-    ax_f.plot(curve.x, curve.y, linewidth=2.5, label=f"{curve.name} (actlab)")
-    ax_d.plot(curve.x, curve.dy, linewidth=2.5, color="C1", label=f"{curve.name}' (actlab, autograd)")
+    fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(WIDTH, 3.8))
+    color = activation_style(curve.name)["color"]
+    ax_f.plot(curve.x, curve.y, linewidth=2.5, color=color, label=f"{curve.name} (actlab)")
+    ax_d.plot(curve.x, curve.dy, linewidth=2.5, color=color, linestyle="--", label=f"{curve.name}' (actlab, autograd)")
     if reference is not None:
         ax_f.plot(reference.x, reference.y, color="black", linestyle=":", linewidth=2, label="torch built-in")
         ax_d.plot(reference.x, reference.dy, color="black", linestyle=":", linewidth=2, label="torch built-in")
@@ -101,7 +152,7 @@ def plot_examples(images: torch.Tensor, labels: torch.Tensor, class_names: Seque
 
 def plot_class_balance(counts: Mapping[str, Sequence[int]], class_names: Sequence[str]) -> Figure:
     """Images per class in each split, as grouped bars."""
-    fig, ax = plt.subplots(figsize=(11, 4))
+    fig, ax = plt.subplots(figsize=(WIDTH, 4))
     width = 0.8 / len(counts)
     positions = np.arange(len(class_names))
     for i, (split, values) in enumerate(counts.items()):
@@ -116,7 +167,7 @@ def plot_class_balance(counts: Mapping[str, Sequence[int]], class_names: Sequenc
 
 def plot_pixel_histograms(raw: torch.Tensor, normalized: torch.Tensor) -> Figure:
     """Pixel values before (0-255) and after normalization (-1 to 1)."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.6))
     for ax, values, title, xlabel in (
         (axes[0], raw, "raw pixels", "pixel value (0-255)"),
         (axes[1], normalized, "after ToTensor and Normalize(0.5, 0.5)", "pixel value"),
@@ -139,9 +190,10 @@ def _smoothed_density(values: np.ndarray, grid_size: int = 512) -> tuple[np.ndar
     return (edges[:-1] + edges[1:]) / 2, density
 
 
-def plot_gradient_histograms(grads: Mapping[str, np.ndarray], activation: str, color: str = "C0") -> Figure:
+def plot_gradient_histograms(grads: Mapping[str, np.ndarray], activation: str, color: str | None = None) -> Figure:
     """The source's figure: a histogram with a density curve of the gradient of each weight matrix."""
-    fig, axes = plt.subplots(1, len(grads), figsize=(len(grads) * 3.5, 2.8))
+    color = color or activation_style(activation)["color"]
+    fig, axes = plt.subplots(1, len(grads), figsize=(min(WIDTH, len(grads) * 2.4), 2.6))
     for ax, (name, values) in zip(np.atleast_1d(axes), grads.items()):
         edges = ax.hist(values, bins=30, color=color, alpha=0.6, edgecolor="white", linewidth=0.5)[1]
         if values.std() > 0:
@@ -158,7 +210,7 @@ def plot_gradient_overview(scales: Mapping[str, Sequence[float]], title: str = "
     """Gradient scale (standard deviation) of each layer, on a log axis, one line per activation."""
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for name, values in scales.items():
-        ax.plot(range(1, len(values) + 1), values, marker="o", linewidth=2, label=name)
+        ax.plot(range(1, len(values) + 1), values, linewidth=2, label=name, **activation_style(name))
     layers = len(next(iter(scales.values())))
     ax.set_xticks(range(1, layers + 1), ["1\n(input)"] + [str(i) for i in range(2, layers)] + [f"{layers}\n(output)"])
     ax.set(yscale="log", xlabel="weight matrix", ylabel="std of the weight gradient",
@@ -171,10 +223,11 @@ def plot_gradient_overview(scales: Mapping[str, Sequence[float]], title: str = "
 
 def plot_gradient_overview_panels(panels: Mapping[str, Mapping[str, Sequence[float]]], title: str = "") -> Figure:
     """Several gradient overviews side by side on one shared log axis, one panel per setting (such as an init)."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(WIDTH, 4.2), sharey=True, squeeze=False)
     for ax, (label, scales) in zip(axes.flat, panels.items()):
         for name, values in scales.items():
-            ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, linewidth=1.5, label=name)
+            ax.plot(range(1, len(values) + 1), values, markersize=3, linewidth=1.5, label=name,
+                    **activation_style(name))
         ax.set(yscale="log", xlabel="weight matrix (1 = input layer)", title=label)
         ax.grid(alpha=0.3, which="both")
     axes.flat[0].set_ylabel("std of the weight gradient")
@@ -205,11 +258,12 @@ def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str], titl
 
 def plot_depth_trend(sweeps: Mapping[str, Mapping[str, Mapping[int, Sequence[float]]]]) -> Figure:
     """Input-layer gradient scale against depth, one panel per initialization, one line per activation."""
-    fig, axes = plt.subplots(1, len(sweeps), figsize=(6.5 * len(sweeps), 4.5), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(WIDTH, 4.5), sharey=True, squeeze=False)
     for ax, (init, sweep) in zip(axes.flat, sweeps.items()):
         for name, by_depth in sweep.items():
             depths = sorted(by_depth)
-            ax.plot(depths, [by_depth[d][0] for d in depths], marker="o", linewidth=2, label=name)
+            ax.plot(depths, [by_depth[d][0] for d in depths], markersize=4, linewidth=1.5, label=name,
+                    **activation_style(name))
         ax.set(yscale="log", xlabel="hidden layers (256 units each)", title=f"initialization: {init}")
         ax.grid(alpha=0.3, which="both")
     axes.flat[0].set_ylabel("std of the input layer's weight gradient")
@@ -222,11 +276,13 @@ def plot_depth_trend(sweeps: Mapping[str, Mapping[str, Mapping[int, Sequence[flo
 def plot_validation_curves(histories: Mapping[str, History]) -> Figure:
     """Validation accuracy per epoch, one line per model, the best epoch marked."""
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    for i, (name, history) in enumerate(histories.items()):
+    for name, history in histories.items():
         epochs = range(1, len(history.val_acc) + 1)
-        ax.plot(epochs, [100 * v for v in history.val_acc], linewidth=2, color=f"C{i}", label=name)
+        style = series_style(list(histories), name)
+        ax.plot(epochs, [100 * v for v in history.val_acc], linewidth=2, color=style["color"],
+                linestyle=style["linestyle"], label=name)
         if history.best_epoch:
-            ax.scatter(history.best_epoch, 100 * history.val_acc[history.best_epoch - 1], color=f"C{i}",
+            ax.scatter(history.best_epoch, 100 * history.val_acc[history.best_epoch - 1], color=style["color"],
                        edgecolor="black", zorder=3)
     ax.axhline(100 * CHANCE, color="gray", linestyle=":", label="chance (10%)")
     ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="Validation accuracy (dot: best epoch, kept)")
@@ -237,33 +293,35 @@ def plot_validation_curves(histories: Mapping[str, History]) -> Figure:
 
 
 def plot_training_diagnostics(histories: Mapping[str, History], num_classes: int = 10) -> Figure:
-    """Training against validation loss (top) and accuracy (bottom), one column per model.
+    """Training (dashed) against validation (solid) loss (left) and accuracy (right), one row per model.
 
     The loss of a network that has learned nothing, ln(num_classes), is drawn dotted; the epoch of
     lowest validation loss (square) and of best validation accuracy (dot, the one kept) are marked.
     """
-    fig, axes = plt.subplots(2, len(histories), figsize=(3.3 * len(histories), 5.6), sharex="col", squeeze=False)
-    for col, (name, history) in enumerate(histories.items()):
+    fig, axes = plt.subplots(len(histories), 2, figsize=(WIDTH, 2.1 * len(histories)), sharex="row", squeeze=False)
+    for (loss_ax, acc_ax), (name, history) in zip(axes, histories.items()):
+        color = series_style(list(histories), name)["color"]
         epochs = np.arange(1, len(history.val_acc) + 1)
-        loss_ax, acc_ax = axes[0, col], axes[1, col]
-        loss_ax.plot(epochs, history.train_loss, color="C0", label="training")
-        loss_ax.plot(epochs, history.val_loss, color="C1", label="validation")
+        loss_ax.plot(epochs, history.train_loss, color=color, linestyle="--", label="training")
+        loss_ax.plot(epochs, history.val_loss, color=color, label="validation")
         loss_ax.axhline(math.log(num_classes), color="gray", linestyle=":", label=f"ln {num_classes} (chance)")
         lowest = int(np.argmin(history.val_loss))
-        loss_ax.scatter(epochs[lowest], history.val_loss[lowest], marker="s", color="C1", edgecolor="black", zorder=3)
-        acc_ax.plot(epochs, [100 * a for a in history.train_acc], color="C0", label="training")
-        acc_ax.plot(epochs, [100 * a for a in history.val_acc], color="C1", label="validation")
+        loss_ax.scatter(epochs[lowest], history.val_loss[lowest], marker="s", color=color, edgecolor="black", zorder=3)
+        acc_ax.plot(epochs, [100 * a for a in history.train_acc], color=color, linestyle="--", label="training")
+        acc_ax.plot(epochs, [100 * a for a in history.val_acc], color=color, label="validation")
         if history.best_epoch:
-            acc_ax.scatter(history.best_epoch, 100 * history.val_acc[history.best_epoch - 1], color="C1",
+            acc_ax.scatter(history.best_epoch, 100 * history.val_acc[history.best_epoch - 1], color=color,
                            edgecolor="black", zorder=3)
-        loss_ax.set(title=name)
+        loss_ax.set(ylabel=f"{name}\ncross-entropy")
         loss_ax.ticklabel_format(axis="y", useOffset=False)
-        acc_ax.set(xlabel="epoch")
+        acc_ax.set(ylabel="accuracy (%)")
         for ax in (loss_ax, acc_ax):
             ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("cross-entropy")
-    axes[1, 0].set_ylabel("accuracy (%)")
+    axes[-1, 0].set_xlabel("epoch")
+    axes[-1, 1].set_xlabel("epoch")
     axes[0, 0].legend(fontsize=8)
+    axes[0, 0].set_title("loss")
+    axes[0, 1].set_title("accuracy")
     fig.suptitle("Training vs validation (square: lowest validation loss; dot: best validation accuracy)",
                  fontsize=13)
     fig.tight_layout()
@@ -279,7 +337,7 @@ def plot_seed_summary(accuracies: Mapping[str, Sequence[float | None]], failed: 
     """
     names = list(accuracies)
     measured = {name: [100 * acc for acc in accuracies[name] if acc is not None] for name in names}
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 4.2))
     learned = [name for name in names if failed[name] == 0]
     for ax, shown in zip(axes, (names, learned)):
         for i, name in enumerate(names):
@@ -288,7 +346,7 @@ def plot_seed_summary(accuracies: Mapping[str, Sequence[float | None]], failed: 
             accs = measured[name]
             if failed[name] == 0 and accs:
                 std = float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0
-                ax.bar(i, float(np.mean(accs)), yerr=std, capsize=6, color=f"C{i}", alpha=0.6)
+                ax.bar(i, float(np.mean(accs)), yerr=std, capsize=6, color=activation_style(name)["color"], alpha=0.7)
             else:
                 ax.annotate(f"{failed[name]} of {len(accuracies[name])}\ndid not learn",
                             (i, max(accs, default=100 * CHANCE)), xytext=(0, 8), textcoords="offset points",
@@ -328,12 +386,13 @@ def plot_activation_distributions(stats: Mapping[str, Sequence]) -> Figure:
     over the others (ReLU's zeros) is cut at the top and its height written on it.
     """
     rows, cols = len(stats), max(len(layers) for layers in stats.values())
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(WIDTH / 4 * min(cols, 4), 2.5 * cols), 2.5 * rows),
+                             squeeze=False)
     for row, (name, layers) in zip(axes, stats.items()):
         low, high = _visible_range(np.array([layer.counts for layer in layers]), layers[0].edges)
         for ax, layer in zip(row, layers):
             fraction = np.array(layer.counts) / max(sum(layer.counts), 1)
-            ax.stairs(fraction, layer.edges, fill=True, color="C0", alpha=0.8)
+            ax.stairs(fraction, layer.edges, fill=True, color=activation_style(layer.activation)["color"], alpha=0.85)
             rest = np.sort(fraction)[-2]
             if fraction.max() > 4 * rest > 0:
                 ax.set_ylim(0, 2 * rest)
@@ -360,15 +419,16 @@ def plot_dead_neurons(stats: Mapping[str, Sequence], title: str = "") -> Figure:
 
     ``stats`` maps a name to the ``LayerStatistics`` of its layers (``activation_statistics``).
     """
-    fig, (ax_count, ax_fraction) = plt.subplots(1, 2, figsize=(13, 4.2))
+    fig, (ax_count, ax_fraction) = plt.subplots(1, 2, figsize=(WIDTH, 4.2))
     layers = max(len(values) for values in stats.values())
     width = 0.8 / len(stats)
     for i, (name, values) in enumerate(stats.items()):
         positions = np.arange(1, len(values) + 1) + (i - (len(stats) - 1) / 2) * width
         dead = [layer.dead_units for layer in values]
-        bars = ax_count.bar(positions, dead, width, color=f"C{i}", label=name)
+        color = series_style(list(stats), name)["color"]
+        bars = ax_count.bar(positions, dead, width, color=color, label=name)
         ax_count.bar_label(bars, labels=[str(d) if d else "" for d in dead], fontsize=7)
-        ax_fraction.bar(positions, [100 * layer.dead_fraction for layer in values], width, color=f"C{i}", label=name)
+        ax_fraction.bar(positions, [100 * layer.dead_fraction for layer in values], width, color=color, label=name)
     widest = max(stats.values(), key=len)
     ticks = [f"{layer.layer}\n({layer.units})" for layer in widest]
     for ax, ylabel in ((ax_count, "dead units"), (ax_fraction, "dead units (% of the layer)")):
@@ -393,7 +453,7 @@ def plot_statistics_over_training(series: Mapping[str, Sequence]) -> Figure:
     colour per layer.
     """
     cols, layers = len(series), max(len(values) for values in series.values())
-    fig, axes = plt.subplots(layers + 3, cols, figsize=(3.6 * cols, 1.9 * (layers + 3)), squeeze=False,
+    fig, axes = plt.subplots(layers + 3, cols, figsize=(WIDTH, 1.9 * (layers + 3)), squeeze=False,
                              sharex="col", layout="constrained")
     image = None
     for col, (name, values) in zip(axes.T, series.items()):
@@ -408,10 +468,11 @@ def plot_statistics_over_training(series: Mapping[str, Sequence]) -> Figure:
             ax.set_visible(False)
         ax_moments, ax_saturated, ax_dead = col[layers:]
         for i, layer in enumerate(values):
-            ax_moments.plot(layer.epochs, layer.mean, color=f"C{i}", label=f"layer {layer.layer}")
-            ax_moments.plot(layer.epochs, layer.std, color=f"C{i}", linestyle="--")
-            ax_saturated.plot(layer.epochs, 100 * layer.saturated, color=f"C{i}", marker=".")
-            ax_dead.plot(layer.epochs, 100 * layer.dead, color=f"C{i}", marker=".")
+            color = plt.get_cmap("viridis")(i / max(len(values) - 1, 1) * 0.85)
+            ax_moments.plot(layer.epochs, layer.mean, color=color, label=f"layer {layer.layer}")
+            ax_moments.plot(layer.epochs, layer.std, color=color, linestyle="--")
+            ax_saturated.plot(layer.epochs, 100 * layer.saturated, color=color, marker=".")
+            ax_dead.plot(layer.epochs, 100 * layer.dead, color=color, marker=".")
         ax_moments.set(title=f"{name}: mean (solid), std (dashed)", ylabel="output")
         ax_saturated.set(title=f"{name}: saturated", ylabel="% of outputs")
         ax_dead.set(title=f"{name}: dead units", ylabel="% of units", xlabel="epoch")
@@ -434,22 +495,24 @@ def plot_accuracy_by_setting(rows: Sequence[Mapping], setting: str, panels: str 
     (logarithmic with ``log_x``), anything else as categories in the order met.
     """
     panel_values = list(dict.fromkeys(row[panels] for row in rows)) if panels else [None]
-    fig, axes = plt.subplots(1, len(panel_values), figsize=(5.2 * len(panel_values), 4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(panel_values), figsize=(min(WIDTH, 5.2 * len(panel_values)), 4), sharey=True,
+                             squeeze=False)
     values = list(dict.fromkeys(row[setting] for row in rows))
     numeric = all(isinstance(v, (int, float)) for v in values)
     values = sorted(values) if numeric else values
     position = {v: (v if numeric else i) for i, v in enumerate(values)}
     activations = list(dict.fromkeys(row["activation"] for row in rows))
     for ax, panel in zip(axes.flat, panel_values):
-        for i, name in enumerate(activations):
+        for name in activations:
             mine = [r for r in rows if r["activation"] == name and (panels is None or r[panels] == panel)]
             xs = [v for v in values if any(r[setting] == v for r in mine)]
             accs = {v: [100 * r["test_acc"] for r in mine if r[setting] == v and r["test_acc"] is not None]
                     for v in xs}
-            ax.plot([position[v] for v in xs], [np.mean(accs[v]) if accs[v] else np.nan for v in xs], marker="o",
-                    color=f"C{i}", linewidth=2, label=name)
+            style = activation_style(name)
+            ax.plot([position[v] for v in xs], [np.mean(accs[v]) if accs[v] else np.nan for v in xs], linewidth=2,
+                    label=name, **style)
             for v in xs:
-                ax.scatter([position[v]] * len(accs[v]), accs[v], color=f"C{i}", s=10, alpha=0.6, zorder=3)
+                ax.scatter([position[v]] * len(accs[v]), accs[v], color=style["color"], s=10, alpha=0.6, zorder=3)
         if log_x:
             ax.set_xscale("log")
         if not numeric:
@@ -473,11 +536,13 @@ def plot_lesson(curves: Sequence[Curve], scales: Mapping[str, Sequence[float]],
 
     ``accuracies`` maps an activation to the test accuracies of its runs (None: no accuracy).
     """
-    fig, (ax_slope, ax_grad, ax_acc) = plt.subplots(1, 3, figsize=(16, 4.2))
-    for i, curve in enumerate(curves):
-        ax_slope.plot(curve.x, curve.dy, linewidth=2, color=f"C{i}", label=curve.name)
-        ax_grad.plot(range(1, len(scales[curve.name.lower()]) + 1), scales[curve.name.lower()], marker="o",
-                     linewidth=2, color=f"C{i}", label=curve.name)
+    fig, (ax_slope, ax_grad, ax_acc) = plt.subplots(1, 3, figsize=(WIDTH * 1.4, 4.2))
+    for curve in curves:
+        style = activation_style(curve.name)
+        ax_slope.plot(curve.x, curve.dy, linewidth=2, color=style["color"], linestyle=style["linestyle"],
+                      label=curve.name)
+        ax_grad.plot(range(1, len(scales[curve.name.lower()]) + 1), scales[curve.name.lower()], linewidth=2,
+                     label=curve.name, **style)
     ax_slope.set(title="1. The derivative is the lesson", xlabel="x", ylabel="f'(x)")
     ax_grad.set_xticks(range(1, len(next(iter(scales.values()))) + 1))
     ax_grad.set(title="2. What reaches each layer at initialization", xlabel="weight matrix (1 = input layer)",
@@ -485,7 +550,7 @@ def plot_lesson(curves: Sequence[Curve], scales: Mapping[str, Sequence[float]],
     names = [curve.name.lower() for curve in curves if curve.name.lower() in accuracies]
     for i, name in enumerate(names):
         accs = [100 * acc for acc in accuracies[name] if acc is not None]
-        ax_acc.scatter([i] * len(accs), accs, color=f"C{i}", s=25, zorder=3)
+        ax_acc.scatter([i] * len(accs), accs, color=activation_style(name)["color"], s=25, zorder=3)
     ax_acc.axhline(100 * CHANCE, color="gray", linestyle=":")
     ax_acc.set_xticks(range(len(names)), names)
     seeds = max((len(runs) for runs in accuracies.values()), default=0)

@@ -14,6 +14,7 @@ SAVED_MODELS = REPO_ROOT / "saved_models"
 """Reference checkpoints and results of full-scale runs, shipped with the repository."""
 
 QUICK_ENV = "ACTLAB_QUICK"
+THREADS_ENV = "ACTLAB_THREADS"
 DATA_ENV = "ACTLAB_DATA"
 CACHE_ENV = "ACTLAB_CACHE"
 QUICK_ON = ("1", "on", "yes", "true")
@@ -95,3 +96,44 @@ def results_dir() -> Path:
     The two modes never share a folder, so a quick run cannot mix with or replace a full one.
     """
     return Path("results") / ("quick" if quick_mode() else "full")
+
+
+def _runnable_elsewhere() -> int | None:
+    """How many threads of other processes are running or waiting for a core now; None where /proc is missing."""
+    own = str(os.getpid())
+    try:
+        tasks = Path("/proc").glob("[0-9]*/task/[0-9]*/stat")
+        count = 0
+        for task in tasks:
+            if task.parts[2] == own:
+                continue
+            try:
+                stat = task.read_bytes()
+            except OSError:
+                continue
+            count += stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"R"
+        return count
+    except OSError:
+        return None
+
+
+def free_cores() -> int | None:
+    """The cores that other processes leave free now (at least 1), or None where that cannot be told."""
+    busy = _runnable_elsewhere()
+    if busy is None:
+        return None
+    return max(1, len(os.sched_getaffinity(0)) - busy)
+
+
+def use_free_cores() -> int:
+    """Give torch as many threads as there are free cores, and return that number.
+
+    On a quiet machine that is every core (torch's own default); on a shared one (a classroom server,
+    Binder) fewer threads waste less time waiting for each other. ``ACTLAB_THREADS`` or
+    ``OMP_NUM_THREADS``, when set, decide instead.
+    """
+    chosen = os.environ.get(THREADS_ENV) or os.environ.get("OMP_NUM_THREADS")
+    threads = int(chosen) if chosen and chosen.isdigit() and int(chosen) > 0 else free_cores()
+    if threads is not None and threads != torch.get_num_threads():
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()

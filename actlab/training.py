@@ -1,7 +1,9 @@
 """Training and evaluation: the source's protocol (SGD, early stopping, the best epoch kept), for any network.
 
 ``fit`` trains, and only trains: it reads and writes no file and draws no weights. Whatever should
-happen after an epoch (saving a checkpoint, say) is passed to it as ``on_epoch``.
+happen after an epoch (saving a checkpoint, say) is passed to it as ``on_epoch``. Each epoch runs on
+the cores that other processes leave free (``settings.use_free_cores``), so a shared machine slows
+training down gracefully.
 """
 
 from __future__ import annotations
@@ -251,6 +253,7 @@ def fit(net: nn.Module, data: FashionMNISTData, protocol: Protocol, *, seed: int
         observe(monitor, net, history)
         with tqdm(range(1, protocol.max_epochs + 1), desc=name, unit="epoch", disable=not progress) as bar:
             for epoch in bar:
+                settings.use_free_cores()
                 train_loss, train_acc = train_epoch(net, loader, optimizer)
                 val_loss, val_acc = evaluate(net, data.val)
                 if not math.isfinite(val_loss):

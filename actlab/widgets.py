@@ -24,6 +24,10 @@ CACHE_SIZE = 64
 """How many computed states a widget keeps, so that going back to one is instant."""
 
 BUSY = "<span style='color: #777'>computing…</span>"
+LABEL = {"description_width": "initial"}
+"""Labels as wide as their text, never cut off."""
+INIT_LABELS = {"default": "PyTorch's default", "he": "He (Kaiming)", "glorot": "Glorot (Xavier) with gain"}
+"""Short names of the initializations; ``actlab.network.INITS`` gives their formulas."""
 RUN_IT = "Run the notebook to use it; the static figure beside it shows the states that the text discusses."
 
 
@@ -47,7 +51,8 @@ class PlotWidget:
 
     def __init__(self, controls: Sequence[w.Widget]) -> None:
         self.status = w.HTML()
-        self.image = w.Image(format="png", layout=w.Layout(max_width="100%"))
+        self.image = w.Image(format="png", layout=w.Layout(max_width="100%", width="auto", height="auto",
+                                                           align_self="flex-start", object_fit="contain"))
         self.controls = w.HBox(list(controls), layout=w.Layout(flex_flow="row wrap"))
         self.widget = w.VBox([self.controls, self.status, self.image])
         self.data: object = None
@@ -135,7 +140,8 @@ def _check_histories(histories: object) -> None:
 
 def _activation_dropdown(value: str) -> w.Dropdown:
     options = list(act_fn_by_name)
-    return w.Dropdown(options=options, value=value if value in options else options[0], description="activation")
+    return w.Dropdown(options=options, value=value if value in options else options[0], description="activation",
+                      style=LABEL)
 
 
 class ActivationExplorer(PlotWidget):
@@ -147,8 +153,9 @@ class ActivationExplorer(PlotWidget):
     def __init__(self, activation: str = "relu", x_range: tuple[float, float] = (-5.0, 5.0)) -> None:
         self.activation = _activation_dropdown(activation)
         self.x_range = w.FloatRangeSlider(value=x_range, min=-10, max=10, step=0.5, description="x range",
-                                          continuous_update=False)
-        self.compare = w.Checkbox(value=False, description="overlay torch's built-in")
+                                          continuous_update=False, readout_format=".1f", style=LABEL)
+        self.compare = w.Checkbox(value=False, description="overlay torch's built-in", indent=False,
+                                  layout=w.Layout(width="auto", margin="0 0 0 1em"))
         self.param_box = w.VBox()
         self.sliders: dict[str, w.FloatSlider] = {}
         super().__init__([self.activation, self.x_range, self.compare])
@@ -160,7 +167,7 @@ class ActivationExplorer(PlotWidget):
         spec = act_fn_by_name[self.activation.value].params
         self.sliders = {
             key: w.FloatSlider(value=p.default, min=p.low, max=p.high, step=(p.high - p.low) / 100, description=key,
-                               continuous_update=False)
+                               continuous_update=False, style=LABEL)
             for key, p in spec.items()
         }
         for slider in self.sliders.values():
@@ -177,7 +184,20 @@ class ActivationExplorer(PlotWidget):
     @override
     def update(self) -> None:
         self._sync_options(self.activation)
+        self._fit_builtin()
         super().update()
+
+    def _fit_builtin(self) -> None:
+        """Offer the overlay only where torch has a built-in version of the activation."""
+        has_builtin = get_activation(self.activation.value).builtin() is not None
+        self.compare.disabled = not has_builtin
+        self.compare.description = "overlay torch's built-in" if has_builtin else "torch has no built-in version"
+        if not has_builtin and self.compare.value:
+            self._quiet = True
+            try:
+                self.compare.value = False
+            finally:
+                self._quiet = False
 
     @override
     def key(self) -> Hashable:
@@ -230,8 +250,7 @@ class GradientExplorer(PlotWidget):
 
     @override
     def draw(self, data: dict) -> Figure:
-        index = list(act_fn_by_name).index(self.activation.value)
-        return plotting.plot_gradient_histograms(data, self.activation.value, color=f"C{index % 10}")
+        return plotting.plot_gradient_histograms(data, self.activation.value)
 
 
 class DepthExplorer(PlotWidget):
@@ -245,9 +264,10 @@ class DepthExplorer(PlotWidget):
         _check_batch(imgs, labels)
         self.imgs, self.labels, self.width = imgs, labels, width
         self.names = list(activations or act_fn_by_name)
-        self.depth = w.IntSlider(value=depth, min=1, max=16, description="hidden layers", continuous_update=False)
-        self.init = w.Dropdown(options=[(text, key) for key, text in INITS.items()], value="default",
-                               description="init", layout=w.Layout(width="420px"))
+        self.depth = w.IntSlider(value=depth, min=1, max=16, description="hidden layers", continuous_update=False,
+                                 style=LABEL)
+        self.init = w.Dropdown(options=[(INIT_LABELS[key], key) for key in INITS], value="default",
+                               description="initialization", style=LABEL)
         super().__init__([self.depth, self.init])
         self.update()
 
@@ -356,6 +376,13 @@ class ExperimentExplorer(PlotWidget):
         self.update()
 
     @override
+    def update(self) -> None:
+        present = {row["activation"] for row in self.experiments[self.experiment.value]["rows"]}
+        for name, box in self.boxes.items():
+            box.layout.display = None if name in present else "none"
+        super().update()
+
+    @override
     def key(self) -> Hashable:
         return self.experiment.value, tuple(box.value for box in self.boxes.values())
 
@@ -363,11 +390,11 @@ class ExperimentExplorer(PlotWidget):
     def compute(self) -> list[dict]:
         ticked = {name for name, box in self.boxes.items() if box.value}
         rows = [row for row in self.experiments[self.experiment.value]["rows"] if row["activation"] in ticked]
-        if not rows:
-            raise ValueError("no activation of this experiment is ticked.")
         return rows
 
     @override
     def draw(self, data: list[dict]) -> Figure:
+        if not data:
+            return plotting.plot_message("Tick at least one activation to see its test accuracy.")
         options = {key: value for key, value in self.experiments[self.experiment.value].items() if key != "rows"}
         return plotting.plot_accuracy_by_setting(data, **options)

@@ -187,13 +187,22 @@ def test_command_is_required():
         main([])
 
 
+def hear_ctrl_c() -> None:
+    """In the child: let SIGINT through even when pytest runs in the background (``make test &``).
+
+    A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT ignored;
+    restoring the default makes the child's Python turn SIGINT into KeyboardInterrupt, as at a terminal.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_the_comparison_and_a_rerun_retrains(tmp_path, capsys):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "actlab", "compare", "--activations", "relu", "--seeds", "1", "--epochs", "2",
                "--hidden-sizes", "16", "--batch-size", "4", "--out", str(out)]
     env = {**os.environ, "ACTLAB_QUICK": "1"}
     process = subprocess.Popen(command, env=env, cwd=settings.REPO_ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=hear_ctrl_c)
     record = out / "checkpoints" / "FashionMNIST_relu_seed42.run.json"
     deadline = time.monotonic() + 120
     while not (record.exists() and '"running"' in record.read_text()) and process.poll() is None:

@@ -173,8 +173,9 @@ def test_download_when_nothing_is_local(tmp_path, fake_mirror):
 def test_failed_download_is_reported(tmp_path, fake_mirror):
     for file in fake_mirror.iterdir():
         file.unlink()
-    with pytest.raises(DatasetNotFoundError, match=r"torchvision's download: Error downloading"):
+    with pytest.raises(DatasetNotFoundError, match=r"torchvision's download: Error downloading") as err:
         ensure_fashion_mnist(tmp_path / "data", system_dir=NO_SYSTEM, download=True)
+    assert "HTTP Error 404" in str(err.value)  # the reason, not only the first line of torchvision's message
 
 
 # --- the real dataset ---------------------------------------------------------------------------

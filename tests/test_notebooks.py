@@ -209,3 +209,22 @@ def test_no_unused_variables(notebook):
     loaded = set().union(*(names_outside_classes(tree, ast.Load) for tree in trees))
     unused = sorted(stored - loaded - {"fig", "_"})  # `fig = plot...` keeps a figure from printing its repr
     assert not unused, f"{notebook.name} assigns names it never uses: {unused}"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_has_a_caption(notebook):
+    all_cells = cells(notebook)
+    for i, cell in enumerate(all_cells):
+        if cell["cell_type"] == "code" and "image/png" in mimetypes(cell):
+            following = all_cells[i + 1] if i + 1 < len(all_cells) else {"cell_type": "", "source": []}
+            assert following["cell_type"] == "markdown" and source(following).startswith("*Figure:"), (
+                f"{notebook.name}: the figure of cell {i} has no caption cell after it")
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_solutions_are_folded_under_their_headings(notebook):
+    headings = [cell for cell in cells(notebook) if source(cell).startswith("### Solution to exercise")]
+    assert headings, f"{notebook.name} has no worked solution"
+    for cell in headings:
+        assert source(cell).count("\n") == 0, "a solution heading stands alone in its cell"
+        assert cell["metadata"].get("jp-MarkdownHeadingCollapsed") is True, source(cell)

@@ -202,4 +202,5 @@ def test_experiment_explorer_filters_activations_and_switches_experiments():
     explorer.experiment.value = "lr"
     assert explorer.figure.axes[0].get_xscale() == "log"
     explorer.boxes["relu"].value = False
-    assert "no activation" in explorer.error
+    assert explorer.error is None and explorer.data == []
+    assert "Tick at least one activation" in explorer.figure.axes[0].texts[0].get_text()
