@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: lab test run data benchmark memory lint clean
+.PHONY: lab test run zh data benchmark memory lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ test: data $(DEV_STAMP)
 run: data
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=$(CELL_TIMEOUT) \
 		--ExecutePreprocessor.record_timing=False notebooks/*.ipynb
+	$(BIN)/python -m actlab.lab.edition
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=$(CELL_TIMEOUT) \
+		--ExecutePreprocessor.record_timing=False notebooks/zh/*.ipynb
+
+zh: $(STAMP)
+	$(BIN)/python -m actlab.lab.edition
 
 benchmark: data
 	$(BIN)/python benchmarks/epoch_speed.py

@@ -31,7 +31,7 @@ SATURATION = 0.01
 """A unit saturates on an image where |f'(pre-activation)| is below this fraction of max |f'|."""
 ALMOST_ALWAYS = 0.99
 """A saturated unit saturates on at least this fraction of the images."""
-BATCH_SIZE = 4096
+BATCH_SIZE = 1024
 UNIT_STD_QUANTILES = (0.1, 0.5, 0.9)
 
 

@@ -21,6 +21,6 @@ def mode_line(data: FashionMNISTData) -> str:
     sizes = f"{len(data.train):,} training, {len(data.val):,} validation and {len(data.test):,} test images"
     mode = "QUICK MODE (a test-sized run, not the real experiment)" if quick_mode() else "full mode"
     device = data.train.labels.device
-    threads = f" with {use_free_cores()} thread(s) (the free cores; ACTLAB_THREADS sets them)" \
+    threads = f" with {use_free_cores()} thread(s) (ACTLAB_THREADS=free uses only the free cores)" \
         if device.type == "cpu" else ""
     return f"{mode}: {sizes}, on {device}{threads}"

@@ -126,14 +126,16 @@ def free_cores() -> int | None:
 
 
 def use_free_cores() -> int:
-    """Give torch as many threads as there are free cores, and return that number.
+    """Set torch's threads as ``ACTLAB_THREADS`` asks, and return how many it uses.
 
-    On a quiet machine that is every core (torch's own default); on a shared one (a classroom server,
-    Binder) fewer threads waste less time waiting for each other. ``ACTLAB_THREADS`` or
-    ``OMP_NUM_THREADS``, when set, decide instead.
+    Unset: torch's own default (one thread per core), the same every time, so the same seed gives
+    the same numbers. A number: that many threads. ``free``: as many threads as there are cores that
+    other processes leave free right now, which keeps a shared machine (a classroom server, Binder)
+    from slowing training down several times over, at the price that a run's last digits then depend
+    on the load (a different thread count sums in a different order).
     """
-    chosen = os.environ.get(THREADS_ENV) or os.environ.get("OMP_NUM_THREADS")
-    threads = int(chosen) if chosen and chosen.isdigit() and int(chosen) > 0 else free_cores()
+    chosen = os.environ.get(THREADS_ENV, "").strip().lower()
+    threads = free_cores() if chosen == "free" else int(chosen) if chosen.isdigit() and int(chosen) > 0 else None
     if threads is not None and threads != torch.get_num_threads():
         torch.set_num_threads(threads)
     return torch.get_num_threads()

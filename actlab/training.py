@@ -1,9 +1,9 @@
 """Training and evaluation: the source's protocol (SGD, early stopping, the best epoch kept), for any network.
 
 ``fit`` trains, and only trains: it reads and writes no file and draws no weights. Whatever should
-happen after an epoch (saving a checkpoint, say) is passed to it as ``on_epoch``. Each epoch runs on
-the cores that other processes leave free (``settings.use_free_cores``), so a shared machine slows
-training down gracefully.
+happen after an epoch (saving a checkpoint, say) is passed to it as ``on_epoch``. Each epoch takes
+its threads from ``settings.use_free_cores``: torch's default unless ``ACTLAB_THREADS`` asks for a
+number, or for the cores that other processes leave free (``free``, for shared machines).
 """
 
 from __future__ import annotations

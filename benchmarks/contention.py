@@ -5,8 +5,8 @@ and then 2 busy competing processes (each a Python loop that never sleeps), and 
 the source's network (BaseNetwork(ReLU), 50,000 images, batches of 256) under each, twice:
 
 - **default**: torch's own choice, one thread per core, whatever else runs;
-- **actlab**: ``settings.use_free_cores`` before the epoch, as ``fit`` does: one thread per core that
-  other processes leave free.
+- **actlab**: ``ACTLAB_THREADS=free``, as a shared machine should set it: before each epoch ``fit``
+  (here ``settings.use_free_cores``) takes one thread per core that other processes leave free.
 
 The two are timed in turns within each condition, and each time is the median of ``--rounds``
 epochs. Printed: the seconds, and each time as a ratio to the quiet epoch with torch's default, the
@@ -28,7 +28,7 @@ import time
 import torch
 
 from actlab import BaseNetwork, get_activation, load_fashion_mnist, set_seed
-from actlab.settings import use_free_cores
+from actlab.settings import THREADS_ENV, use_free_cores
 from actlab.training import FULL_PROTOCOL, make_optimizer, train_epoch
 
 TARGET_SHARED = 1.8
@@ -40,8 +40,10 @@ SPIN = "while True: pass"
 
 def epoch_seconds(data, threads_policy: str, default_threads: int) -> float:
     if threads_policy == "actlab":
+        os.environ[THREADS_ENV] = "free"
         use_free_cores()
     else:
+        os.environ.pop(THREADS_ENV, None)
         torch.set_num_threads(default_threads)
     set_seed(0)
     net = BaseNetwork(get_activation("relu"))

@@ -40,7 +40,7 @@ def peak_memory(notebook: Path) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to measure (default: all)")
-    notebooks = parser.parse_args().notebooks or sorted(NOTEBOOKS.glob("*.ipynb"))
+    notebooks = parser.parse_args().notebooks or sorted([*NOTEBOOKS.glob("*.ipynb"), *NOTEBOOKS.glob("zh/*.ipynb")])
     print(machine())
     print(f"peak memory of a full-mode run (largest process: the kernel); target: at most {TARGET_GB:.1f} GB\n")
     over = []

@@ -192,6 +192,11 @@ def test_activation_explorer_responds(page, lab):
     after_dropdown = wait_for_new_image(explorer, first)
     nudge_slider(explorer, "alpha")
     wait_for_new_image(explorer, after_dropdown)
+    from playwright.sync_api import expect
+
+    solution = page.locator(".jp-Cell", has_text="x_half = softplus.x").first
+    expect(solution).to_be_hidden()  # folded under its heading until a student opens it
+    expect(page.locator(".jp-Cell", has_text="Solution to exercise 1").first).to_be_visible()
 
 
 def test_gradient_widgets_respond(page, lab):

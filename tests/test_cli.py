@@ -210,7 +210,7 @@ def test_ctrl_c_stops_the_comparison_and_a_rerun_retrains(tmp_path, capsys):
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    assert process.returncode in (130, -signal.SIGINT), stderr  # a shell shows both as status 130
     assert "Traceback" not in stderr and "results are marked partial" in stderr
     results = json.loads((out / "results.json").read_text())
     assert results["partial"] is True and results["missing"] == [{"activation": "relu", "seed": 42}]

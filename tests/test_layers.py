@@ -41,8 +41,9 @@ def test_the_check_sees_an_import_of_the_lab(tmp_path):
         assert any(name.startswith("actlab.lab") for name in imported_modules(module)), line
 
 
-DATA_TYPES = {"actlab.activations", "actlab.activations.Curve", "actlab.training", "actlab.training.History"}
-"""What plotting may import from actlab: the types of the data it draws."""
+DATA_TYPES = {"actlab.activations", "actlab.activations.Curve", "actlab.activations.act_fn_by_name", "actlab.training",
+              "actlab.training.History"}
+"""What plotting may import from actlab: the types of the data it draws, and the activations' names (for colours)."""
 
 
 def test_plotting_draws_data_and_computes_nothing():

@@ -64,8 +64,11 @@ def test_registered_activation_appears_in_the_explorer(cube):
     explorer.sliders["gain"].value = 2.0
     curve = explorer.data["curve"]
     torch.testing.assert_close(curve.dy, 6 * curve.x**2)
+    assert explorer.compare.disabled and "no built-in" in explorer.compare.description
     explorer.compare.value = True
     assert explorer.data["builtin"] is None
+    explorer.activation.value = "tanh"
+    assert not explorer.compare.disabled
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +103,18 @@ def test_curve_chooser_follows_the_boxes():
     chooser.boxes["elu"].value = True
     assert list(chooser.data) == ["relu", "elu"]
     assert [line.get_label() for line in chooser.figure.axes[0].lines][:2] == ["relu", "elu"]
+    elu_color = chooser.figure.axes[0].lines[1].get_color()
+    chooser.boxes["relu"].value = False
+    first = chooser.figure.axes[0].lines[0]
+    assert first.get_label() == "elu" and first.get_color() == elu_color
+
+
+def test_every_activation_keeps_one_colour_from_a_colour_blind_safe_palette():
+    from actlab import plotting
+
+    colours = [plotting.activation_style(name)["color"] for name in act_fn_by_name]
+    assert len(set(colours)) == len(colours) and set(colours) <= set(plotting.PALETTE.values())
+    assert plotting.activation_style("LeakyReLU, alpha = 0.1") == plotting.activation_style("leakyrelu")
 
 
 def test_a_state_seen_before_comes_from_the_cache(monkeypatch):

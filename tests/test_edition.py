@@ -1,0 +1,72 @@
+"""The Chinese edition cannot drift from the English one without ``make test`` naming the cell."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+
+from actlab.lab import edition
+
+ENGLISH = edition.english_notebooks()
+
+
+def test_every_notebook_has_a_chinese_twin():
+    assert len(ENGLISH) >= 6
+    for notebook in ENGLISH:
+        assert (edition.CHINESE / notebook.name).is_file(), f"notebooks/zh/{notebook.name} is missing: run `make zh`"
+
+
+@pytest.mark.parametrize("notebook", ENGLISH, ids=lambda p: p.name)
+def test_every_english_text_has_an_up_to_date_translation(notebook):
+    found = edition.problems(notebook, edition.read_translation(notebook))
+    assert not found, "Update the translations (then `make zh`):\n" + "\n".join(map(str, found))
+
+
+@pytest.mark.parametrize("notebook", ENGLISH, ids=lambda p: p.name)
+def test_the_chinese_notebook_is_built_from_the_current_english_one(notebook):
+    built = edition.build(notebook, edition.read_translation(notebook))
+    committed = json.loads((edition.CHINESE / notebook.name).read_text())
+    assert [(c["id"], c["cell_type"], c["source"]) for c in committed["cells"]] == [
+        (c["id"], c["cell_type"], c["source"]) for c in built["cells"]], f"run `make zh` for {notebook.name}"
+
+
+@pytest.mark.parametrize("notebook", ENGLISH, ids=lambda p: p.name)
+def test_code_cells_are_the_english_ones_and_the_prose_is_chinese(notebook):
+    english = json.loads(notebook.read_text())["cells"]
+    chinese = json.loads((edition.CHINESE / notebook.name).read_text())["cells"]
+    for en, zh in zip(english, chinese, strict=True):
+        if en["cell_type"] == "code":
+            assert zh["source"] == en["source"] and zh["metadata"] == en["metadata"]
+        else:
+            text = edition.cell_text(zh)
+            assert re.search(r"[\u4e00-\u9fff]", text), f"{notebook.name}, cell {zh['id']} is untranslated: {text[:60]}"
+
+
+@pytest.mark.parametrize("notebook", ENGLISH, ids=lambda p: p.name)
+def test_translations_keep_formulas_and_code_spans(notebook):
+    english = {c["id"]: edition.cell_text(c) for c in json.loads(notebook.read_text())["cells"]}
+    for cell_id, entry in edition.read_translation(notebook).items():
+        chinese = " ".join(entry["zh"].split())
+        for pattern in (r"\$\$.+?\$\$|\$[^$]+\$", r"`[^`]+`"):
+            spans = [" ".join(span.split()) for span in re.findall(pattern, english[cell_id], re.S)]
+            missing = [span for span in spans if span not in chinese]
+            assert not missing, f"{notebook.name}, cell {cell_id}: the translation lost {missing}"
+
+
+def test_a_changed_english_cell_is_named(tmp_path, monkeypatch):
+    notebook = tmp_path / ENGLISH[0].name
+    shutil.copy(ENGLISH[0], notebook)
+    values = json.loads(notebook.read_text())
+    cell = next(c for c in values["cells"] if c["cell_type"] == "markdown")
+    cell["source"] = [*cell["source"], " A sentence added later."]
+    notebook.write_text(json.dumps(values))
+    translation = edition.read_translation(ENGLISH[0])
+    found = edition.problems(notebook, translation)
+    assert [(p.cell_id, p.reason) for p in found] == [(cell["id"], "translated from an older English text")]
+    with pytest.raises(edition.StaleTranslationError, match=cell["id"]):
+        edition.build(notebook, translation)
+    del translation[cell["id"]]
+    assert edition.problems(notebook, translation)[0].reason == "no translation"
