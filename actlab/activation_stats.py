@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from actlab.activations import ActivationFunction
+from actlab.checks import positive_integer
 from actlab.hooks import device_of, evaluation, recording_activations
 
 REFERENCE_INPUTS = (-8.0, 8.0)
@@ -198,8 +199,7 @@ def _check_inputs(net: nn.Module, images: object, batch_size: object) -> torch.T
         raise ValueError(f"images are {images.dtype} but the network computes in {dtype}: pass images.to({dtype})")
     if len(images) == 0:
         raise ValueError("images holds no image: the statistics need at least one image.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
+    positive_integer("batch_size", batch_size)
     return images
 
 
@@ -233,8 +233,7 @@ def activation_statistics(
     device, in batches of ``batch_size`` images. Histogram bins are fixed per activation: ``bins``
     equal bins over ``activation_range(act_fn)``.
     """
-    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"bins must be a positive integer, not {bins!r}")
+    positive_integer("bins", bins)
     references: dict[int, ActivationRange] = {}
     accumulators: list[_Accumulator] = []
     for layer, act_fn, post, slope in _hidden_layers(net, images, batch_size, slopes=True):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from matplotlib.figure import Figure
 from torch import nn
 
 from actlab import settings
@@ -16,7 +16,9 @@ from actlab.data import FashionMNISTData, load_fashion_mnist
 from actlab.hooks import device_of, evaluation, recording_activations
 from actlab.network import DEFAULT_HIDDEN_SIZES, BaseNetwork, initialize
 from actlab.network import INITS as INITS
-from actlab.plotting import plot_gradient_histograms
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 BATCH_SIZE = 256
 SEED = 42
@@ -102,5 +104,7 @@ def visualize_gradients(net: nn.Module, color: str | None = None, data: FashionM
     imgs, labels = first_batch(data)
     device = device_of(net)
     grads = weight_gradients(net, imgs.to(device), labels.to(device))
+    from actlab.plotting import plot_gradient_histograms  # drawing only when asked: importing actlab stays light
+
     title = getattr(net, "config", {}).get("act_fn", {}).get("name", type(net).__name__)
     return plot_gradient_histograms(grads, title, color=color)

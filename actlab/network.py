@@ -11,16 +11,11 @@ from torch import nn
 from typing_extensions import override
 
 from actlab.activations import ActivationFunction, LeakyReLU, ReLU, Sigmoid, Tanh, from_config
+from actlab.checks import positive_integer
 
 DEFAULT_HIDDEN_SIZES = (512, 256, 256, 128)
 MAX_PARAMETERS = 50_000_000
 """The largest network actlab builds: 200 MB of float32 weights, about 0.8 GB to train with momentum."""
-
-
-def _check_size(what: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, not {value!r}.")
-    return value
 
 
 def parameter_count(sizes: Sequence[int]) -> int:
@@ -28,12 +23,21 @@ def parameter_count(sizes: Sequence[int]) -> int:
     return sum((fan_in + 1) * fan_out for fan_in, fan_out in itertools.pairwise(sizes))
 
 
-def check_parameter_count(sizes: Sequence[int]) -> None:
-    """A ``ValueError`` with the estimate when a network through ``sizes`` exceeds ``MAX_PARAMETERS``."""
+def layer_sizes(input_size: object, hidden_sizes: object, num_classes: object) -> list[int]:
+    """The sizes of every layer, input to classes, each checked, and the network no larger than ``MAX_PARAMETERS``.
+
+    A ``ValueError`` names the size that is wrong, or gives the parameter count of a network too large.
+    """
+    if isinstance(hidden_sizes, (str, bytes)) or not isinstance(hidden_sizes, Sequence) or not hidden_sizes:
+        raise ValueError(f"hidden_sizes must be a non-empty list of positive integers, not {hidden_sizes!r}")
+    sizes = [positive_integer("input_size", input_size)]
+    sizes += [positive_integer(f"hidden_sizes[{i}]", size) for i, size in enumerate(hidden_sizes)]
+    sizes.append(positive_integer("num_classes", num_classes))
     count = parameter_count(sizes)
     if count > MAX_PARAMETERS:
-        raise ValueError(f"a network of sizes {list(sizes)} has {count:,} parameters ({4 * count / 1e9:,.1f} GB of "
+        raise ValueError(f"a network of sizes {sizes} has {count:,} parameters ({4 * count / 1e9:,.1f} GB of "
                          f"float32 weights), more than actlab builds ({MAX_PARAMETERS:,})")
+    return sizes
 
 
 class BaseNetwork(nn.Module):
@@ -53,12 +57,7 @@ class BaseNetwork(nn.Module):
         super().__init__()
         if not isinstance(act_fn, ActivationFunction):
             raise TypeError(f"act_fn must be an ActivationFunction instance, not {act_fn!r}.")
-        if isinstance(hidden_sizes, (str, bytes)) or not isinstance(hidden_sizes, Sequence) or not hidden_sizes:
-            raise ValueError(f"hidden_sizes must be a non-empty list of positive integers, not {hidden_sizes!r}.")
-        sizes = [_check_size("input_size", input_size)]
-        sizes += [_check_size(f"hidden_sizes[{i}]", size) for i, size in enumerate(hidden_sizes)]
-        sizes.append(_check_size("num_classes", num_classes))
-        check_parameter_count(sizes)
+        sizes = layer_sizes(input_size, hidden_sizes, num_classes)
         layers: list[nn.Module] = []
         for fan_in, fan_out in itertools.pairwise(sizes[:-1]):
             layers += [nn.Linear(fan_in, fan_out), act_fn]
@@ -98,16 +97,11 @@ def check_config(config: object) -> dict:
     expected = {"act_fn", "input_size", "num_classes", "hidden_sizes"}
     if not isinstance(config, dict) or set(config) != expected:
         raise ValueError(f"a BaseNetwork config has exactly the keys {sorted(expected)}")
-    hidden = config["hidden_sizes"]
-    if not isinstance(hidden, list) or not hidden:
-        raise ValueError(f"hidden_sizes must be a non-empty list of positive integers, not {hidden!r}")
-    for what in ("input_size", "num_classes"):
-        _check_size(what, config[what])
-    for i, size in enumerate(hidden):
-        _check_size(f"hidden_sizes[{i}]", size)
+    if not isinstance(config["hidden_sizes"], list):
+        raise ValueError(f"hidden_sizes must be a non-empty list of positive integers, not {config['hidden_sizes']!r}")
+    layer_sizes(config["input_size"], config["hidden_sizes"], config["num_classes"])
     if not isinstance(config["act_fn"], dict) or not isinstance(config["act_fn"].get("name"), str):
         raise ValueError(f"act_fn must be an activation's config such as {{'name': 'ReLU'}}, not {config['act_fn']!r}")
-    check_parameter_count([config["input_size"], *hidden, config["num_classes"]])
     return config
 
 

@@ -27,7 +27,8 @@ PALETTE = {
 """One colour per built-in activation, in every figure: Paul Tol's muted scheme, safe for colour-blind readers."""
 EXTRA_COLORS = ("#000000", "#777777", "#BBBBBB")
 """Colours of activations you register, in order of registration, then again with other line styles."""
-LINE_STYLES = ("-", "--", "-.", ":")
+LINE_STYLES = ("-", "--", "-.", (0, (6, 2, 1, 2, 1, 2)))
+"""Solid, dashed, dash-dot and dash-dot-dot: dotted lines are kept for reference lines such as chance."""
 MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "h")
 
 

@@ -18,9 +18,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from actlab import settings
+from actlab.checks import finite_number, positive_integer
 from actlab.data import FashionMNISTData, Split
 
 EVAL_BATCH_SIZE = 4096
@@ -32,17 +33,6 @@ EARLY_STOPPING = "early stopping: no better validation accuracy for {} epochs"
 INTERRUPTED = "interrupted"
 DIVERGED = "diverged"
 """How ``History.stop_reason`` reads when early stopping, Ctrl-C or a non-finite loss ended the training."""
-
-
-def _positive_int(what: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, not {value!r}")
-
-
-def _number(what: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number, not {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -62,16 +52,16 @@ class Protocol:
 
     def __post_init__(self) -> None:
         for name in ("max_epochs", "patience", "batch_size"):
-            _positive_int(name, getattr(self, name))
+            positive_integer(name, getattr(self, name))
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be 'sgd' or 'adam', not {self.optimizer!r}")
-        if not _number("lr", self.lr) > 0:
+        if not finite_number("lr", self.lr) > 0:
             raise ValueError(f"lr must be positive, not {self.lr!r}")
         object.__setattr__(self, "lr", float(self.lr))
         if self.optimizer == "adam" and self.momentum is not None:
             raise ValueError("momentum applies to SGD only; Adam takes none")
         if self.optimizer == "sgd":
-            momentum = SGD_MOMENTUM if self.momentum is None else _number("momentum", self.momentum)
+            momentum = SGD_MOMENTUM if self.momentum is None else finite_number("momentum", self.momentum)
             if not 0 <= momentum < 1:
                 raise ValueError(f"momentum must lie in [0, 1), not {momentum!r}")
             object.__setattr__(self, "momentum", momentum)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,11 @@ DATA_TYPES = {"actlab.activations", "actlab.activations.Curve", "actlab.activati
 def test_plotting_draws_data_and_computes_nothing():
     ours = {name for name in imported_modules(PACKAGE / "plotting.py") if name.startswith("actlab")}
     assert ours <= DATA_TYPES, ours
+
+
+def test_importing_the_package_draws_nothing():
+    """``import actlab`` and the command line load no plotting library: drawing is imported where it is used."""
+    code = ("import sys, actlab, actlab.lab.cli\n"
+            "print(sorted(m for m in ('matplotlib', 'ipywidgets') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"

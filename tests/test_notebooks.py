@@ -8,7 +8,6 @@ from __future__ import annotations
 import ast
 import inspect
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -77,17 +76,11 @@ def test_test_markers_are_tags_not_comments(notebook):
     assert not marked, f"{notebook.name}: cells {marked} use NBVAL_ comments; use nbval-* cell tags"
 
 
-def is_progress_bar(output: dict) -> bool:
-    """tqdm's bar, a widget in Jupyter: it needs no static figure."""
-    return bool(re.search(r"\d+%\|", "".join(output.get("data", {}).get("text/plain", ""))))
-
-
 @pytest.mark.parametrize("notebook", BOTH_EDITIONS, ids=label)
 def test_every_widget_has_a_static_figure_beside_it(notebook):
     code = code_cells(notebook)
     for i, cell in enumerate(code):
-        widgets = [o for o in cell.get("outputs", []) if WIDGET_VIEW in o.get("data", {}) and not is_progress_bar(o)]
-        if widgets:
+        if WIDGET_VIEW in mimetypes(cell):
             near = mimetypes(cell) | (mimetypes(code[i + 1]) if i + 1 < len(code) else set())
             assert "image/png" in near, f"{notebook.name}, code cell {i}: a widget without a static figure beside it"
             plain = [o["data"].get("text/plain", "") for o in cell["outputs"] if WIDGET_VIEW in o.get("data", {})]

@@ -31,7 +31,7 @@ from actlab.lab.compare import (
     format_table,
     run_comparison,
 )
-from actlab.lab.grid import GridSpecError, experiments, read_spec, run_grid
+from actlab.lab.grid import GridSpecError, read_spec, run_grid
 from actlab.lab.references import REFERENCE_RUNS, train_reference
 from actlab.lab.runs import FolderBusyError
 from actlab.network import DEFAULT_HIDDEN_SIZES, INITS
@@ -124,12 +124,10 @@ def _compare(args: argparse.Namespace) -> int:
         return 1
     try:
         results = run_comparison(comparison, args.out, data, overwrite=args.overwrite)
-    except ResultsError as err:
+    except (ResultsError, CheckpointError, FolderBusyError) as err:
         return _refused(err)
     except ValueError as err:
         args.subparser.error(str(err))
-    except (CheckpointError, FolderBusyError) as err:
-        return _refused(err)
     return _report(results, Path(args.out))
 
 
@@ -140,7 +138,6 @@ def _grid(args: argparse.Namespace) -> int:
     try:
         spec = read_spec(args.spec)
         out = spec.out or settings.results_dir() / args.spec.stem
-        experiments(spec, data)
         done = run_grid(spec, out, data, overwrite=args.overwrite)
     except GridSpecError as err:
         print(f"{args.spec}: {err}", file=sys.stderr)

@@ -20,15 +20,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from actlab import settings
 from actlab.activations import SOURCE_ACTIVATIONS, UnknownActivationError, get_activation
 from actlab.checkpoints import CheckpointError, differences, read_json, write_atomic
+from actlab.checks import finite_number, whole_number
 from actlab.data import FashionMNISTData, load_fashion_mnist
 from actlab.lab.runs import DIVERGED, FINISHED, INTERRUPTED, DataSpec, RunFiles, RunRecord, folder_lock, load_history
 from actlab.lab.train import check_reusable, train_run
-from actlab.network import DEFAULT_HIDDEN_SIZES, INITS, BaseNetwork, check_config, network_config
+from actlab.network import DEFAULT_HIDDEN_SIZES, INITS, BaseNetwork, check_config, layer_sizes, network_config
 from actlab.settings import check_seed
 from actlab.training import History, Protocol, default_protocol
 
@@ -117,9 +118,7 @@ class Experiment:
         return cls(hidden_sizes, Protocol(**values), init, DataSpec(**data))
 
     def __post_init__(self) -> None:
-        if not isinstance(self.hidden_sizes, tuple):
-            raise ValueError(f"hidden_sizes must be a list of positive integers, not {self.hidden_sizes!r}")
-        check_config(network_config(get_activation("relu"), hidden_sizes=list(self.hidden_sizes)))
+        layer_sizes(784, self.hidden_sizes, 10)
         if self.init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)}, not {self.init!r}")
 
@@ -127,10 +126,6 @@ class Experiment:
         """The record that the run of ``activation`` with ``seed`` must carry."""
         config = network_config(get_activation(activation), hidden_sizes=self.hidden_sizes)
         return RunRecord(check_config(config), self.protocol, self.init, seed, self.data)
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -148,15 +143,11 @@ class RunResult:
 
     def __post_init__(self) -> None:
         check_seed(self.seed)
-        for name in ("best_epoch", "epochs"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be a whole number, not {value!r}")
-        if self.best_epoch > self.epochs:
+        if whole_number("best_epoch", self.best_epoch) > whole_number("epochs", self.epochs):
             raise ValueError(f"best_epoch {self.best_epoch} lies beyond the {self.epochs} epochs run")
-        if self.test_acc is not None and (not _number(self.test_acc) or not 0 <= self.test_acc <= 1):
+        if self.test_acc is not None and not 0 <= finite_number("test_acc", self.test_acc) <= 1:
             raise ValueError(f"test_acc must be None or lie between 0 and 1, not {self.test_acc!r}")
-        if not _number(self.wall_time) or self.wall_time < 0:
+        if finite_number("wall_time", self.wall_time) < 0:
             raise ValueError(f"wall_time must be a finite number of seconds, not {self.wall_time!r}")
         if not isinstance(self.activation, str) or not isinstance(self.stop_reason, str):
             raise ValueError("activation and stop_reason must be strings")
@@ -234,7 +225,7 @@ class ComparisonResults:
         unknown = sorted({run.activation for run in self.runs} - set(self.activations))
         if unknown:
             raise ValueError(f"runs of {', '.join(unknown)}, which the results do not list as activations")
-        if not _number(self.wall_time) or self.wall_time < 0:
+        if finite_number("wall_time", self.wall_time) < 0:
             raise ValueError(f"wall_time must be a finite number of seconds, not {self.wall_time!r}")
 
     @property
@@ -462,8 +453,8 @@ class ComparisonSettings:
         changes = {key: values[option] for key, option in (("max_epochs", "epochs"), ("patience", "patience"),
                                                           ("batch_size", "batch_size"), ("optimizer", "optimizer"),
                                                           ("lr", "lr"), ("momentum", "momentum")) if option in values}
-        return cls(tuple(name.lower() for name in activations), _whole("seeds", get("seeds", default_seeds())),
-                   _whole("first_seed", get("first_seed", FIRST_SEED)), default_protocol(**changes),
+        return cls(tuple(name.lower() for name in activations), whole_number("seeds", get("seeds", default_seeds())),
+                   check_seed(get("first_seed", FIRST_SEED)), default_protocol(**changes),
                    str(get("init", "default")), tuple(hidden_sizes))
 
     def command(self, out: Path) -> str:
@@ -474,12 +465,6 @@ class ComparisonSettings:
                 f"--first-seed {self.first_seed} --epochs {p.max_epochs} --patience {p.patience} "
                 f"--batch-size {p.batch_size} --optimizer {p.optimizer} --lr {p.lr}{momentum} --init {self.init} "
                 f"--hidden-sizes {' '.join(map(str, self.hidden_sizes))} --out {out}")
-
-
-def _whole(what: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{what} must be a whole number, not {value!r}")
-    return value
 
 
 def run_comparison(comparison: ComparisonSettings, out: str | Path, data: FashionMNISTData | None = None,

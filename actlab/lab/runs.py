@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
-import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +38,7 @@ from actlab.checkpoints import (
     temporary_prefix,
     write_atomic,
 )
+from actlab.checks import finite_number, whole_number
 from actlab.data import FashionMNISTData
 from actlab.network import INITS, BaseNetwork, check_config
 from actlab.settings import check_seed
@@ -98,13 +98,6 @@ def folder_lock(folder: Path) -> Iterator[Path]:
         os.close(fd)
 
 
-def _positive_ints(what: str, values: dict, names: tuple[str, ...]) -> None:
-    for name in names:
-        value = values.get(name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{what}.{name} must be a whole number, not {value!r}")
-
-
 @dataclass(frozen=True)
 class DataSpec:
     """Which data a run saw: ``"full"``, ``"quick"`` or ``"custom"``, and the size of each split."""
@@ -117,7 +110,8 @@ class DataSpec:
     def __post_init__(self) -> None:
         if self.subset not in SUBSETS:
             raise ValueError(f"data.subset must be one of {', '.join(SUBSETS)}, not {self.subset!r}")
-        _positive_ints("data", asdict(self), ("train_size", "val_size", "test_size"))
+        for name in ("train_size", "val_size", "test_size"):
+            whole_number(f"data.{name}", getattr(self, name))
 
     @classmethod
     def of(cls, data: FashionMNISTData) -> DataSpec:
@@ -177,10 +171,9 @@ class RunRecord:
 
 
 def _finite(what: str, values: object) -> list[float]:
-    if not isinstance(values, list) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+    if not isinstance(values, list):
         raise ValueError(f"{what} must be a list of finite numbers")
-    return values
+    return [finite_number(f"{what}[{i}]", value) for i, value in enumerate(values)]
 
 
 def checked_history(values: object) -> History:
@@ -192,13 +185,12 @@ def checked_history(values: object) -> History:
         raise ValueError("the losses and accuracies must have one value per epoch each")
     if not all(0 <= acc <= 1 for acc in history.train_acc + history.val_acc):
         raise ValueError("accuracies must lie between 0 and 1")
-    if isinstance(history.best_epoch, bool) or not isinstance(history.best_epoch, int) \
-            or not 0 <= history.best_epoch <= history.epochs:
+    if whole_number("best_epoch", history.best_epoch) > history.epochs:
         raise ValueError(f"best_epoch must lie between 0 and the {history.epochs} epochs, not {history.best_epoch!r}")
     if not isinstance(history.model_name, str) or not isinstance(history.stop_reason, str):
         raise ValueError("model_name and stop_reason must be strings")
-    _finite("wall_time", [history.wall_time])
-    if history.test_acc is not None and not (_finite("test_acc", [history.test_acc]) and 0 <= history.test_acc <= 1):
+    finite_number("wall_time", history.wall_time)
+    if history.test_acc is not None and not 0 <= finite_number("test_acc", history.test_acc) <= 1:
         raise ValueError(f"test_acc must be None or lie between 0 and 1, not {history.test_acc!r}")
     if not isinstance(history.monitor, list) or not all(isinstance(entry, dict) for entry in history.monitor):
         raise ValueError("monitor must be a list of objects")
