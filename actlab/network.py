@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import torch
@@ -40,11 +40,45 @@ def layer_sizes(input_size: object, hidden_sizes: object, num_classes: object) -
     return sizes
 
 
+NORMS: dict[str, Callable[[int], nn.Module] | None] = {
+    "none": None,
+    "batch": nn.BatchNorm1d,
+    "layer": nn.LayerNorm,
+}
+"""The normalizations a hidden layer may have, between its linear map and its activation."""
+
+
+class Residual(nn.Module):
+    """A block whose input is added to its output: ``x + block(x)``."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.block = block
+
+    @override
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+def hidden_layer(fan_in: int, fan_out: int, act_fn: ActivationFunction, norm: str = "none",
+                 residual: bool = False) -> list[nn.Module]:
+    """Linear, then the normalization ``norm`` if any, then ``act_fn``; one block added to its input when ``residual``.
+
+    A residual layer needs ``fan_in == fan_out``; where they differ, the layer is plain.
+    """
+    make_norm = NORMS[check_norm(norm)]
+    parts = [nn.Linear(fan_in, fan_out), *([make_norm(fan_out)] if make_norm else []), act_fn]
+    return [Residual(nn.Sequential(*parts))] if residual and fan_in == fan_out else parts
+
+
 class BaseNetwork(nn.Module):
     """Linear layers of the given sizes, the same activation after each hidden layer.
 
-    ``config`` holds everything needed to build it again, for example
-    ``{"act_fn": {"name": "Tanh"}, "input_size": 784, "num_classes": 10, "hidden_sizes": [512, 256, 256, 128]}``.
+    ``norm`` puts BatchNorm (``"batch"``) or LayerNorm (``"layer"``) between each hidden layer's
+    linear map and its activation; ``residual`` adds each hidden layer's input to its output where
+    the sizes match. ``config`` holds everything needed to build it again, for example
+    ``{"act_fn": {"name": "Tanh"}, "input_size": 784, "num_classes": 10, "hidden_sizes": [512, 256, 256, 128]}``
+    (``norm`` and ``residual`` appear in it only when used).
     """
 
     def __init__(
@@ -53,28 +87,45 @@ class BaseNetwork(nn.Module):
         input_size: int = 784,
         num_classes: int = 10,
         hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES,
+        norm: str = "none",
+        residual: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(act_fn, ActivationFunction):
             raise TypeError(f"act_fn must be an ActivationFunction instance, not {act_fn!r}.")
         sizes = layer_sizes(input_size, hidden_sizes, num_classes)
-        layers: list[nn.Module] = []
-        for fan_in, fan_out in itertools.pairwise(sizes[:-1]):
-            layers += [nn.Linear(fan_in, fan_out), act_fn]
-        layers.append(nn.Linear(sizes[-2], sizes[-1]))
-        self.layers = nn.Sequential(*layers)
-        self.config = network_config(act_fn, input_size, num_classes, hidden_sizes)
+        if check_residual(residual) and all(fan_in != fan_out for fan_in, fan_out in itertools.pairwise(sizes[1:-1])):
+            raise ValueError(f"residual needs two consecutive hidden layers of the same size, and {list(hidden_sizes)} "
+                             "has none: the network would be the plain one")
+        layers = [module for fan_in, fan_out in itertools.pairwise(sizes[:-1])
+                  for module in hidden_layer(fan_in, fan_out, act_fn, norm, check_residual(residual))]
+        self.layers = nn.Sequential(*layers, nn.Linear(sizes[-2], sizes[-1]))
+        self.config = network_config(act_fn, input_size, num_classes, hidden_sizes, norm, residual)
 
     @override
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x.view(x.size(0), -1))
 
 
+def check_norm(norm: object) -> str:
+    """``norm`` when it is one of ``NORMS``; a ``ValueError`` that lists them if not."""
+    if not isinstance(norm, str) or norm not in NORMS:
+        raise ValueError(f"norm must be one of {', '.join(NORMS)}, not {norm!r}")
+    return norm
+
+
+def check_residual(residual: object) -> bool:
+    """``residual`` when it is True or False; a ``ValueError`` if not."""
+    if not isinstance(residual, bool):
+        raise ValueError(f"residual must be true or false, not {residual!r}")
+    return residual
+
+
 def build_network(config: dict) -> BaseNetwork:
     """A new ``BaseNetwork`` built from its ``config``, with freshly drawn weights."""
     check_config(config)
     return BaseNetwork(from_config(config["act_fn"]), config["input_size"], config["num_classes"],
-                       config["hidden_sizes"])
+                       config["hidden_sizes"], config.get("norm", "none"), config.get("residual", False))
 
 
 def network_config(
@@ -82,44 +133,68 @@ def network_config(
     input_size: int = 784,
     num_classes: int = 10,
     hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES,
+    norm: str = "none",
+    residual: bool = False,
 ) -> dict:
-    """The config of the ``BaseNetwork`` with these arguments, without building it."""
+    """The config of the ``BaseNetwork`` with these arguments, without building it.
+
+    ``norm`` and ``residual`` are left out when off, so the source's networks keep the source's config.
+    """
     return {
         "act_fn": act_fn.config,
         "input_size": input_size,
         "num_classes": num_classes,
         "hidden_sizes": list(hidden_sizes),
+        **layer_options(norm, residual),
     }
+
+
+def layer_options(norm: str = "none", residual: bool = False) -> dict:
+    """``norm`` and ``residual`` as a config holds them: each one only when it is on."""
+    options: dict[str, object] = {}
+    if check_norm(norm) != "none":
+        options["norm"] = norm
+    if check_residual(residual):
+        options["residual"] = True
+    return options
 
 
 def check_config(config: object) -> dict:
     """``config`` itself when it describes a ``BaseNetwork`` (its keys, and sizes that are positive integers)."""
-    expected = {"act_fn", "input_size", "num_classes", "hidden_sizes"}
-    if not isinstance(config, dict) or set(config) != expected:
-        raise ValueError(f"a BaseNetwork config has exactly the keys {sorted(expected)}")
+    required, optional = {"act_fn", "input_size", "num_classes", "hidden_sizes"}, {"norm", "residual"}
+    if not isinstance(config, dict) or not required <= set(config) <= required | optional:
+        raise ValueError(f"a BaseNetwork config has the keys {sorted(required)}, and {sorted(optional)} when used")
     if not isinstance(config["hidden_sizes"], list):
         raise ValueError(f"hidden_sizes must be a non-empty list of positive integers, not {config['hidden_sizes']!r}")
     layer_sizes(config["input_size"], config["hidden_sizes"], config["num_classes"])
     if not isinstance(config["act_fn"], dict) or not isinstance(config["act_fn"].get("name"), str):
         raise ValueError(f"act_fn must be an activation's config such as {{'name': 'ReLU'}}, not {config['act_fn']!r}")
+    if check_norm(config.get("norm", "none")) == "none" and "norm" in config:
+        raise ValueError("a config leaves norm out when there is none")
+    if not check_residual(config.get("residual", True)):
+        raise ValueError("a config leaves residual out when it is false")
     return config
 
 
 def parameter_shapes(config: dict) -> dict[str, tuple[int, ...]]:
-    """The shape of every tensor in the state dict of the ``BaseNetwork`` that ``config`` describes."""
-    sizes = [config["input_size"], *config["hidden_sizes"], config["num_classes"]]
-    shapes: dict[str, tuple[int, ...]] = {}
-    for layer, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
-        shapes[f"layers.{2 * layer}.weight"] = (fan_out, fan_in)
-        shapes[f"layers.{2 * layer}.bias"] = (fan_out,)
-    return shapes
+    """The shape of every tensor in the state dict of the ``BaseNetwork`` that ``config`` describes.
+
+    Found without building the activation, whose name may be unknown here: activations hold no tensors.
+    """
+    check_config(config)
+    with torch.device("meta"):
+        net = BaseNetwork(ReLU(), config["input_size"], config["num_classes"], config["hidden_sizes"],
+                          config.get("norm", "none"), config.get("residual", False))
+    return {name: tuple(tensor.shape) for name, tensor in net.state_dict().items()}
 
 
 def glorot_gain(act_fn: ActivationFunction | None) -> float:
-    """The gain that keeps the signal's scale through a layer followed by ``act_fn``.
+    """Glorot's gain for a layer followed by ``act_fn``: the inverse of the activation's typical slope.
 
     ``torch.nn.init.calculate_gain``'s value where torch has one (tanh 5/3, ReLU sqrt(2), LeakyReLU
     sqrt(2 / (1 + alpha^2))), 4 for sigmoid (1 / sigmoid'(0), where torch says 1), and 1 otherwise.
+    Sigmoid's gain assumes units near 0; its mean output of 0.5 pushes the next layer's units
+    further out, so each layer still shrinks the signal somewhat (notebook 03 measures it).
     """
     if isinstance(act_fn, Sigmoid):
         return 4.0
@@ -132,6 +207,7 @@ def glorot_gain(act_fn: ActivationFunction | None) -> float:
     return 1.0
 
 
+NORM_LAYERS = (nn.BatchNorm1d, nn.LayerNorm)
 NetworkT = TypeVar("NetworkT", bound=nn.Module)
 
 INITS = {
@@ -147,13 +223,15 @@ def initialize(net: NetworkT, init: str) -> NetworkT:
     """Re-draw every linear layer's weights with ``init`` (one of ``INITS``) and zero its biases.
 
     ``"default"`` leaves PyTorch's own initialization untouched. Glorot's gain follows the
-    activation right after each layer (``glorot_gain``); a layer followed by none gets gain 1.
+    activation right after each layer, a normalization layer between them skipped (``glorot_gain``);
+    a layer followed by none gets gain 1.
     """
     if init not in INITS:
         raise ValueError(f"init must be one of {', '.join(INITS)}, not {init!r}")
     if init == "default":
         return net
-    modules = [module for _, module in net.named_modules(remove_duplicate=False)]
+    modules = [module for _, module in net.named_modules(remove_duplicate=False)
+               if not isinstance(module, NORM_LAYERS)]
     for module, following in itertools.zip_longest(modules, modules[1:]):
         if isinstance(module, nn.Linear):
             if init == "he":

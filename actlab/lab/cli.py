@@ -34,7 +34,7 @@ from actlab.lab.compare import (
 from actlab.lab.grid import GridSpecError, read_spec, run_grid
 from actlab.lab.references import REFERENCE_RUNS, train_reference
 from actlab.lab.runs import FolderBusyError
-from actlab.network import DEFAULT_HIDDEN_SIZES, INITS
+from actlab.network import DEFAULT_HIDDEN_SIZES, INITS, NORMS
 from actlab.training import INTERRUPTED, OPTIMIZERS, SGD_MOMENTUM, default_protocol
 
 DESCRIPTION = "actlab: what activation functions do to a neural network, on FashionMNIST. Run a command with " \
@@ -78,6 +78,11 @@ def add_compare_options(parser: argparse.ArgumentParser, quick: bool) -> None:
     parser.add_argument("--hidden-sizes", nargs="+", type=int, default=list(DEFAULT_HIDDEN_SIZES),
                         metavar="N", help="width of each hidden layer; their count is the depth "
                         f"(default: {' '.join(map(str, DEFAULT_HIDDEN_SIZES))})")
+    parser.add_argument("--norm", choices=list(NORMS), default="none",
+                        help="normalization between each hidden layer's linear map and its activation: batch "
+                        "(BatchNorm), layer (LayerNorm) or none (default: %(default)s)")
+    parser.add_argument("--residual", action="store_true",
+                        help="add each hidden layer's input to its output where their sizes match")
     parser.add_argument("--out", default=str(settings.results_dir()), metavar="DIR",
                         help="output folder: results.json, results.png and checkpoints/ (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true",

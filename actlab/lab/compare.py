@@ -29,7 +29,17 @@ from actlab.checks import finite_number, whole_number
 from actlab.data import FashionMNISTData, load_fashion_mnist
 from actlab.lab.runs import DIVERGED, FINISHED, INTERRUPTED, DataSpec, RunFiles, RunRecord, folder_lock, load_history
 from actlab.lab.train import check_reusable, train_run
-from actlab.network import DEFAULT_HIDDEN_SIZES, INITS, BaseNetwork, check_config, layer_sizes, network_config
+from actlab.network import (
+    DEFAULT_HIDDEN_SIZES,
+    INITS,
+    BaseNetwork,
+    check_config,
+    check_norm,
+    check_residual,
+    layer_options,
+    layer_sizes,
+    network_config,
+)
 from actlab.settings import check_seed
 from actlab.training import History, Protocol, default_protocol
 
@@ -98,33 +108,48 @@ def run_name(activation: str, seed: int) -> str:
 
 @dataclass(frozen=True)
 class Experiment:
-    """What every run of a comparison shares: the hidden layers, the protocol, the initialization and the data."""
+    """What every run of a comparison shares: the layers, the protocol, the initialization and the data.
+
+    ``norm`` and ``residual`` are the ``BaseNetwork`` options of the same names; like a network's
+    config, ``to_dict`` leaves them out when off.
+    """
 
     hidden_sizes: tuple[int, ...]
     protocol: Protocol
     init: str
     data: DataSpec
+    norm: str = "none"
+    residual: bool = False
 
     def to_dict(self) -> dict:
         """The experiment as plain JSON values, the protocol's settings at the top level."""
-        return {"hidden_sizes": list(self.hidden_sizes), **self.protocol.to_dict(), "init": self.init,
-                "data": asdict(self.data)}
+        return {"hidden_sizes": list(self.hidden_sizes), **layer_options(self.norm, self.residual),
+                **self.protocol.to_dict(), "init": self.init, "data": asdict(self.data)}
 
     @classmethod
     def from_dict(cls, values: dict) -> Experiment:
         """The experiment that ``to_dict`` gave ``values``."""
         values = dict(values)
         hidden_sizes, init, data = tuple(values.pop("hidden_sizes")), values.pop("init"), values.pop("data")
-        return cls(hidden_sizes, Protocol(**values), init, DataSpec(**data))
+        norm, residual = values.pop("norm", "none"), values.pop("residual", False)
+        return cls(hidden_sizes, Protocol(**values), init, DataSpec(**data), norm, residual)
 
     def __post_init__(self) -> None:
         layer_sizes(784, self.hidden_sizes, 10)
         if self.init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)}, not {self.init!r}")
+        check_norm(self.norm)
+        check_residual(self.residual)
+
+    def network(self, activation: str) -> BaseNetwork:
+        """A new network of ``activation`` with this experiment's layers."""
+        return BaseNetwork(get_activation(activation), hidden_sizes=list(self.hidden_sizes), norm=self.norm,
+                           residual=self.residual)
 
     def request(self, activation: str, seed: int) -> RunRecord:
         """The record that the run of ``activation`` with ``seed`` must carry."""
-        config = network_config(get_activation(activation), hidden_sizes=self.hidden_sizes)
+        config = network_config(get_activation(activation), hidden_sizes=self.hidden_sizes, norm=self.norm,
+                                residual=self.residual)
         return RunRecord(check_config(config), self.protocol, self.init, seed, self.data)
 
 
@@ -295,7 +320,8 @@ def check_stored_runs(jobs: Sequence[tuple[str, int]], checkpoint_dir: Path, exp
 
 def plan(activations: Sequence[str], seeds: Sequence[int], data: FashionMNISTData, *,
          protocol: Protocol | None = None, hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES,
-         init: str = "default") -> tuple[Experiment, list[tuple[str, int]]]:
+         init: str = "default", norm: str = "none", residual: bool = False
+         ) -> tuple[Experiment, list[tuple[str, int]]]:
     """The experiment and its runs (activation, seed), every setting checked: a ``ValueError`` says what is wrong."""
     activations = [str(name).lower() for name in activations]
     seeds = [settings.check_seed(seed) for seed in seeds]
@@ -309,7 +335,11 @@ def plan(activations: Sequence[str], seeds: Sequence[int], data: FashionMNISTDat
     if protocol.batch_size > len(data.train):
         raise ValueError(f"batch_size must be at most {len(data.train):,} (the training images), "
                          f"not {protocol.batch_size}")
-    experiment = Experiment(tuple(hidden_sizes), protocol, init, DataSpec.of(data))
+    if norm == "batch" and protocol.batch_size < 2:
+        raise ValueError("BatchNorm normalizes over the batch: it needs a batch_size of at least 2, not "
+                         f"{protocol.batch_size}")
+    experiment = Experiment(tuple(hidden_sizes), protocol, init, DataSpec.of(data), norm, residual)
+    experiment.network(activations[0])
     for name in activations:
         experiment.request(name, seeds[0])
     return experiment, [(name, seed) for name in activations for seed in seeds]
@@ -325,6 +355,8 @@ def compare_activations(
     protocol: Protocol | None = None,
     hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES,
     init: str = "default",
+    norm: str = "none",
+    residual: bool = False,
     overwrite: bool = False,
     after_run: Callable[[list[tuple[str, int]]], None] | None = None,
 ) -> ComparisonResults:
@@ -336,7 +368,8 @@ def compare_activations(
     the whole comparison: the runs that ended come back, and the others are listed in ``missing``.
     """
     data = data or load_fashion_mnist()
-    experiment, jobs = plan(activations, seeds, data, protocol=protocol, hidden_sizes=hidden_sizes, init=init)
+    experiment, jobs = plan(activations, seeds, data, protocol=protocol, hidden_sizes=hidden_sizes, init=init,
+                            norm=norm, residual=residual)
     if not overwrite:
         check_stored_runs(jobs, checkpoint_dir, experiment)
     device = settings.get_device()
@@ -347,7 +380,7 @@ def compare_activations(
         for name, seed in tqdm(jobs, desc="runs", unit="run", disable=not progress):
             if after_run is not None:
                 after_run(todo)
-            net = BaseNetwork(get_activation(name), hidden_sizes=list(hidden_sizes)).to(device)
+            net = experiment.network(name).to(device)
             history, record = train_run(net, run_name(name, seed), experiment.protocol, init=init, seed=seed,
                                         model_path=checkpoint_dir, data=data, overwrite=overwrite, progress=progress)
             if record.status == INTERRUPTED:
@@ -429,9 +462,11 @@ class ComparisonSettings:
     protocol: Protocol = field(default_factory=default_protocol)
     init: str = "default"
     hidden_sizes: tuple[int, ...] = DEFAULT_HIDDEN_SIZES
+    norm: str = "none"
+    residual: bool = False
 
     OPTIONS = ("activations", "seeds", "first_seed", "epochs", "patience", "batch_size", "optimizer", "lr",
-               "momentum", "init", "hidden_sizes")
+               "momentum", "init", "hidden_sizes", "norm", "residual")
     """The settings a command line or a grid spec may give, by name."""
 
     @classmethod
@@ -447,7 +482,7 @@ class ComparisonSettings:
             raise ValueError(f"activations must be a list of names, not {activations!r}")
         if not isinstance(hidden_sizes, list):
             raise ValueError(f"hidden_sizes must be a list of positive integers, not {hidden_sizes!r}")
-        for name in ("optimizer", "init"):
+        for name in ("optimizer", "init", "norm"):
             if name in values and not isinstance(values[name], str):
                 raise ValueError(f"{name} must be a name, not {values[name]!r}")
         changes = {key: values[option] for key, option in (("max_epochs", "epochs"), ("patience", "patience"),
@@ -455,16 +490,18 @@ class ComparisonSettings:
                                                           ("lr", "lr"), ("momentum", "momentum")) if option in values}
         return cls(tuple(name.lower() for name in activations), whole_number("seeds", get("seeds", default_seeds())),
                    check_seed(get("first_seed", FIRST_SEED)), default_protocol(**changes),
-                   str(get("init", "default")), tuple(hidden_sizes))
+                   str(get("init", "default")), tuple(hidden_sizes), check_norm(get("norm", "none")),
+                   check_residual(get("residual", False)))
 
     def command(self, out: Path) -> str:
         """The command line that asks for these settings."""
         p = self.protocol
         momentum = f" --momentum {p.momentum}" if p.momentum is not None else ""
+        layers = (f" --norm {self.norm}" if self.norm != "none" else "") + (" --residual" if self.residual else "")
         return (f"python -m actlab compare --activations {' '.join(self.activations)} --seeds {self.seeds} "
                 f"--first-seed {self.first_seed} --epochs {p.max_epochs} --patience {p.patience} "
                 f"--batch-size {p.batch_size} --optimizer {p.optimizer} --lr {p.lr}{momentum} --init {self.init} "
-                f"--hidden-sizes {' '.join(map(str, self.hidden_sizes))} --out {out}")
+                f"--hidden-sizes {' '.join(map(str, self.hidden_sizes))}{layers} --out {out}")
 
 
 def run_comparison(comparison: ComparisonSettings, out: str | Path, data: FashionMNISTData | None = None,
@@ -479,7 +516,8 @@ def run_comparison(comparison: ComparisonSettings, out: str | Path, data: Fashio
     data = data or load_fashion_mnist()
     seeds = seed_range(comparison.first_seed, comparison.seeds)
     experiment, _ = plan(comparison.activations, seeds, data, protocol=comparison.protocol,
-                         hidden_sizes=comparison.hidden_sizes, init=comparison.init)
+                         hidden_sizes=comparison.hidden_sizes, init=comparison.init, norm=comparison.norm,
+                         residual=comparison.residual)
     folder = check_output_folder(out)
     with folder_lock(folder):
         existing = load_results(folder / "results.json") if (folder / "results.json").is_file() else None
@@ -496,7 +534,8 @@ def run_comparison(comparison: ComparisonSettings, out: str | Path, data: Fashio
 
         results = compare_activations(comparison.activations, seeds, folder / "checkpoints", data, progress,
                                       protocol=comparison.protocol, hidden_sizes=comparison.hidden_sizes,
-                                      init=comparison.init, overwrite=overwrite, after_run=after_run)
+                                      init=comparison.init, norm=comparison.norm, residual=comparison.residual,
+                                      overwrite=overwrite, after_run=after_run)
         final = results_on_disk(folder, experiment, comparison.activations, results.missing, command)
         publish(final, folder)
     return final
@@ -587,6 +626,7 @@ def experiment_rows(experiments: Sequence[ComparisonResults]) -> list[dict]:
     for results in experiments:
         sizes = results.experiment.hidden_sizes
         shared = {"hidden_sizes": "-".join(map(str, sizes)), "depth": len(sizes), "width": sizes[0],
+                  "norm": results.experiment.norm, "residual": results.experiment.residual,
                   **results.experiment.protocol.to_dict(), "init": results.experiment.init}
         for run in results.runs:
             rows.append({**shared, "activation": run.activation, "seed": run.seed, "test_acc": run.test_acc,

@@ -71,8 +71,16 @@ def read_spec(path: Path) -> GridSpec:
     return GridSpec(fixed, axes, Path(out) if out else None)
 
 
+LONG_LIST = 16
+"""Lists longer than this, all of one value, are named by their length in folder names (``64-layers-of-256``)."""
+
+
 def _label(value: object) -> str:
-    return "x".join(map(str, value)) if isinstance(value, list) else str(value)
+    if not isinstance(value, list):
+        return str(value)
+    if len(value) > LONG_LIST and len(set(value)) == 1:
+        return f"{len(value)}-layers-of-{value[0]}"
+    return "x".join(map(str, value))
 
 
 def experiments(spec: GridSpec, data: FashionMNISTData) -> list[tuple[str, ComparisonSettings]]:
@@ -84,7 +92,8 @@ def experiments(spec: GridSpec, data: FashionMNISTData) -> list[tuple[str, Compa
         try:
             settings = ComparisonSettings.from_values({**spec.fixed, **chosen})
             plan(settings.activations, seed_range(settings.first_seed, settings.seeds), data,
-                 protocol=settings.protocol, hidden_sizes=settings.hidden_sizes, init=settings.init)
+                 protocol=settings.protocol, hidden_sizes=settings.hidden_sizes, init=settings.init,
+                 norm=settings.norm, residual=settings.residual)
         except ValueError as err:
             raise GridSpecError(f"experiment {name}: {err}") from err
         found.append((name, settings))
