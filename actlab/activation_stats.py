@@ -29,9 +29,8 @@ REFERENCE_INPUTS = (-8.0, 8.0)
 REFERENCE_STEPS = 3201
 DEFAULT_BINS = 64
 SATURATION = 0.01
-"""A unit saturates on an image where |f'(pre-activation)| is below this fraction of max |f'|."""
-ALMOST_ALWAYS = 0.99
-"""A saturated unit saturates on at least this fraction of the images."""
+"""A unit is flat on an image where |f'(pre-activation)| is below this fraction of max |f'|: inactive if it
+outputs exactly 0 there (ReLU below zero), saturated otherwise (sigmoid and tanh far out)."""
 BATCH_SIZE = 1024
 UNIT_STD_QUANTILES = (0.1, 0.5, 0.9)
 
@@ -86,9 +85,12 @@ class LayerStatistics:
     beyond the range are counted in the end bins, and ``clipped`` is the fraction of outputs outside it
     (NaN outputs are counted nowhere). ``mean`` and ``std`` are over all outputs; ``unit_std`` holds the
     10th, 50th and 90th percentile over units of each unit's standard deviation across the images (how much
-    a unit's output varies from image to image). ``saturated`` is the fraction of unit-image pairs where
-    |f'(pre-activation)| < 1% of the activation's max |f'|; ``saturated_units`` counts the units saturated on at
-    least 99% of the images; ``dead_units`` counts the units whose output is exactly zero on every image.
+    a unit's output varies from image to image). Where |f'(pre-activation)| is below 1% of the activation's
+    max |f'| (``SATURATION``), a unit is *inactive* if its output is exactly 0 (ReLU below zero) and
+    *saturated* otherwise (sigmoid and tanh far out); ``inactive`` and ``saturated`` are the fractions
+    of unit-image pairs; ``dead_units`` counts
+    the units whose output is exactly zero on every image, ``effectively_dead_units`` those inactive or
+    saturated on every image: almost no gradient reaches their weights from any image.
     Standard deviations are population ones (divided by the number of values).
     """
 
@@ -102,8 +104,9 @@ class LayerStatistics:
     mean: float
     std: float
     unit_std: tuple[float, ...]
+    inactive: float
     saturated: float
-    saturated_units: int
+    effectively_dead_units: int
     dead_units: int
 
     @property
@@ -138,6 +141,7 @@ class _Accumulator:
         self.m2 = torch.zeros(units, dtype=torch.float64)
         self.counts = torch.zeros(bins, dtype=torch.float64)
         self.clipped = 0
+        self.inactive = torch.zeros(units, dtype=torch.int64)
         self.saturated = torch.zeros(units, dtype=torch.int64)
         self.alive = torch.zeros(units, dtype=torch.bool)
 
@@ -149,7 +153,10 @@ class _Accumulator:
         counts[-1] += above
         self.counts += counts
         self.clipped += below + above
-        self.saturated += (slope.abs() < SATURATION * self.reference.max_slope).sum(0).cpu()
+        flat = slope.abs() < SATURATION * self.reference.max_slope
+        zero = flat & (post == 0)
+        self.inactive += zero.sum(0).cpu()
+        self.saturated += (flat & ~zero).sum(0).cpu()
         self.alive |= (post != 0).any(0).cpu()
         batch_var, batch_mean = torch.var_mean(post, dim=0, correction=0)
         delta = batch_mean.double().cpu() - self.mean
@@ -174,8 +181,9 @@ class _Accumulator:
             mean=_significant(mean),
             std=_significant(math.sqrt(max(variance, 0.0))),
             unit_std=tuple(_significant(v) for v in unit_std.tolist()),
+            inactive=_fraction(self.inactive.sum().item() / (n * units)),
             saturated=_fraction(self.saturated.sum().item() / (n * units)),
-            saturated_units=int((self.saturated >= ALMOST_ALWAYS * n).sum()),
+            effectively_dead_units=int((self.inactive + self.saturated == n).sum()),
             dead_units=int((~self.alive).sum()),
         )
 
@@ -276,7 +284,7 @@ class LayerSeries:
     """One hidden layer's statistics over the epochs: arrays with one row (or value) per monitor record.
 
     ``histograms`` is epochs x bins (counts), ``unit_std`` epochs x 3 (the 10th, 50th and 90th
-    percentile); the fractions are those of ``LayerStatistics`` (``saturated_units`` and ``dead``
+    percentile); the fractions are those of ``LayerStatistics`` (``effectively_dead`` and ``dead``
     as fractions of the layer's units).
     """
 
@@ -290,8 +298,9 @@ class LayerSeries:
     mean: np.ndarray
     std: np.ndarray
     unit_std: np.ndarray
+    inactive: np.ndarray
     saturated: np.ndarray
-    saturated_units: np.ndarray
+    effectively_dead: np.ndarray
     dead: np.ndarray
 
     @property
@@ -319,8 +328,9 @@ def _series(layer: Sequence[LayerStatistics]) -> LayerSeries:
         mean=column("mean"),
         std=column("std"),
         unit_std=column("unit_std"),
+        inactive=column("inactive"),
         saturated=column("saturated"),
-        saturated_units=column("saturated_units") / first.units,
+        effectively_dead=column("effectively_dead_units") / first.units,
         dead=column("dead_units") / first.units,
     )
 

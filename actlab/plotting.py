@@ -401,8 +401,9 @@ def plot_activation_distributions(stats: Mapping[str, Sequence]) -> Figure:
                 ax.annotate(f"{fraction[peak]:.0%} (cut)", xy=(layer.edges[peak + 1], 1.9 * rest), xytext=(3, 0),
                             textcoords="offset points", va="top", fontsize=8, color="C3")
             ax.set_xlim(low, high)
-            ax.set_title(f"{name}, layer {layer.layer}\nsaturated {layer.saturated:.1%}, dead {layer.dead_units}/"
-                         f"{layer.units}, unit std {layer.unit_std[1]:.2g}", fontsize=9)
+            ax.set_title(f"{name}, layer {layer.layer}\ninactive {layer.inactive:.0%}, saturated "
+                         f"{layer.saturated:.1%}, dead {layer.dead_units}/{layer.units}\nunit std "
+                         f"{layer.unit_std[1]:.2g}", fontsize=9)
             ax.grid(alpha=0.3)
         for ax in row[len(layers):]:
             ax.set_visible(False)
@@ -450,8 +451,8 @@ def plot_statistics_over_training(series: Mapping[str, Sequence]) -> Figure:
 
     ``series`` maps a name to its ``LayerSeries`` (``statistics_over_epochs``). The top rows show each
     layer's histograms, one column of pixels per epoch (log colour: fraction of the layer's outputs);
-    the bottom rows show mean and std, the saturated fraction and the dead fraction per epoch, one
-    colour per layer.
+    the bottom rows show mean and std, the saturated and inactive fractions and the dead fraction per
+    epoch, one colour per layer.
     """
     cols, layers = len(series), max(len(values) for values in series.values())
     fig, axes = plt.subplots(layers + 3, cols, figsize=(WIDTH, 1.9 * (layers + 3)), squeeze=False,
@@ -473,9 +474,10 @@ def plot_statistics_over_training(series: Mapping[str, Sequence]) -> Figure:
             ax_moments.plot(layer.epochs, layer.mean, color=color, label=f"layer {layer.layer}")
             ax_moments.plot(layer.epochs, layer.std, color=color, linestyle="--")
             ax_saturated.plot(layer.epochs, 100 * layer.saturated, color=color, marker=".")
+            ax_saturated.plot(layer.epochs, 100 * layer.inactive, color=color, linestyle="--")
             ax_dead.plot(layer.epochs, 100 * layer.dead, color=color, marker=".")
         ax_moments.set(title=f"{name}: mean (solid), std (dashed)", ylabel="output")
-        ax_saturated.set(title=f"{name}: saturated", ylabel="% of outputs")
+        ax_saturated.set(title=f"{name}: saturated (solid), inactive (dashed)", ylabel="% of outputs")
         ax_dead.set(title=f"{name}: dead units", ylabel="% of units", xlabel="epoch")
         for ax in (ax_moments, ax_saturated, ax_dead):
             ax.title.set_fontsize(10)

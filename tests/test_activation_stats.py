@@ -19,6 +19,7 @@ from actlab.activation_stats import (
 )
 from actlab.activations import ActivationFunction, act_fn_by_name, get_activation, register_activation
 from actlab.network import BaseNetwork
+from actlab.weight_change import weight_monitor
 
 matplotlib.use("Agg")
 
@@ -80,7 +81,7 @@ def test_a_layer_forced_dead_counts_all_its_units():
     stats = activation_statistics(net, x)[0]
     assert stats.dead_units == 3 and stats.dead_fraction == 1.0
     assert stats.counts[0] == 3 * len(x) and sum(stats.counts) == 3 * len(x)
-    assert stats.saturated == 1.0 and stats.saturated_units == 3
+    assert (stats.inactive, stats.saturated, stats.effectively_dead_units) == (1.0, 0.0, 3)
 
 
 def test_the_shared_activation_is_counted_per_layer():
@@ -101,7 +102,7 @@ def test_huge_weights_saturate_a_sigmoid():
     set_layer(net.layers[0], 1000.0, 0.0)
     x = images().abs() + 0.1
     (stats,) = activation_statistics(net, x)
-    assert stats.saturated == 1.0 and stats.saturated_units == 6
+    assert (stats.inactive, stats.saturated, stats.effectively_dead_units) == (0.0, 1.0, 6)
     assert stats.dead_units == 0 and stats.mean == pytest.approx(1.0)
     assert stats.counts[-1] == 6 * len(x)
 
@@ -113,7 +114,7 @@ def test_a_constant_sigmoid_layer_has_known_statistics():
     assert stats.value_range == (0.0, 1.0) and len(stats.counts) == 64
     assert stats.counts[32] == 6 * 20 and sum(stats.counts) == 6 * 20
     assert (stats.mean, stats.std, stats.unit_std) == (0.5, 0.0, (0.0, 0.0, 0.0))
-    assert stats.saturated == 0.0 and stats.saturated_units == 0 and stats.clipped == 0.0
+    assert (stats.inactive, stats.saturated, stats.effectively_dead_units, stats.clipped) == (0.0, 0.0, 0, 0.0)
 
 
 def test_a_student_activation_gets_its_derivative_by_autograd(hard_clip):
@@ -122,7 +123,7 @@ def test_a_student_activation_gets_its_derivative_by_autograd(hard_clip):
     x = torch.tensor([[0.5, 3.0], [-2.0, 0.2]]).view(2, 1, 1, 2)
     (stats,) = activation_statistics(net, x, bins=4)
     assert stats.activation == "HardClip" and stats.value_range == (-1.0, 1.0)
-    assert stats.saturated == 0.5 and stats.saturated_units == 0
+    assert (stats.inactive, stats.saturated, stats.effectively_dead_units) == (0.0, 0.5, 0)
     assert stats.counts == (1, 0, 1, 2)
     assert stats.mean == pytest.approx((0.5 + 1.0 - 1.0 + 0.2) / 4)
 
@@ -193,9 +194,9 @@ def test_statistics_over_epochs_stacks_the_records():
     assert [s.layer for s in series] == [1, 2] and series[0].units == 8
     assert series[0].histograms.shape == (3, DEFAULT_BINS) and series[0].edges.shape == (DEFAULT_BINS + 1,)
     assert series[0].unit_std.shape == (3, 3) and series[0].epochs.tolist() == [0, 1, 2]
-    for name in ("mean", "std", "saturated", "saturated_units", "dead", "clipped"):
+    for name in ("mean", "std", "inactive", "saturated", "effectively_dead", "dead", "clipped"):
         assert getattr(series[1], name).shape == (3,)
-    assert np.all(np.diff(series[0].saturated) >= 0)
+    assert np.all(np.diff(series[0].inactive) >= 0) and not series[0].saturated.any()
     bad = json.loads(json.dumps(records[0]))
     bad["layers"][0]["value_range"] = [0.0, 1.0]
     with pytest.raises(ValueError, match="different histogram bins"):
@@ -243,3 +244,33 @@ def test_dead_neurons_of_the_shipped_relu_network_match_an_independent_count(sma
             expected.append(int((h == 0).all(dim=0).sum()))
     assert dead_neurons(net, images) == expected
     assert sum(expected) > 0
+
+
+def test_an_elu_unit_far_below_zero_is_effectively_dead_but_not_dead():
+    net = BaseNetwork(get_activation("elu"), input_size=4, hidden_sizes=[3], num_classes=2)
+    set_layer(net.layers[0], 0.0, [-6.0, -1.0, 2.0])
+    (stats,) = activation_statistics(net, images())
+    assert (stats.dead_units, stats.effectively_dead_units, stats.inactive) == (0, 1, 0.0)
+    assert stats.saturated == pytest.approx(1 / 3)
+
+
+def test_the_weight_monitor_records_relative_changes_from_the_start_and_per_call():
+    net = BaseNetwork(get_activation("relu"), input_size=4, hidden_sizes=[3], num_classes=2)
+    with torch.no_grad():
+        net.layers[0].bias.zero_()
+    record = weight_monitor()
+    first = {row["name"]: row for row in record(net)["parameters"]}
+    assert first["layers.0.weight"] == {"name": "layers.0.weight", "from_start": 0.0, "per_epoch": 0.0}
+    assert first["layers.0.bias"]["from_start"] is None
+    with torch.no_grad():
+        net.layers[0].weight.mul_(1.5)
+    second = {row["name"]: row for row in record(net)["parameters"]}
+    assert second["layers.0.weight"]["from_start"] == pytest.approx(0.5)
+    assert second["layers.0.weight"]["per_epoch"] == pytest.approx(0.5)
+    assert second["layers.2.weight"]["from_start"] == 0.0
+    with torch.no_grad():
+        net.layers[0].weight.mul_(2.0)
+    third = {row["name"]: row for row in record(net)["parameters"]}
+    assert third["layers.0.weight"]["from_start"] == pytest.approx(2.0)
+    assert third["layers.0.weight"]["per_epoch"] == pytest.approx(1.0)
+    json.dumps(third, allow_nan=False)

@@ -2,16 +2,18 @@
 
 Six networks of the source's protocol, one per source activation, and a deep ReLU network (the
 University of Amsterdam tutorial's ten hidden layers) under PyTorch's default and under He
-initialization. All start from seed 42 and record their activation statistics on a fixed probe
-set of validation images at initialization and after every epoch.
+initialization. All start from seed 42 and record, at initialization and after every epoch, their
+activation statistics on a fixed probe set of validation images and how far each parameter has moved.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from actlab import settings
 from actlab.activation_stats import monitor
@@ -22,6 +24,7 @@ from actlab.lab.runs import FINISHED, DataSpec, RunFiles, RunRecord
 from actlab.lab.train import train_model
 from actlab.network import DEFAULT_HIDDEN_SIZES, BaseNetwork, initialize, network_config
 from actlab.training import FULL_PROTOCOL, History
+from actlab.weight_change import weight_monitor
 
 SEED = 42
 PROBE_SIZE = 1000
@@ -50,6 +53,12 @@ def probe_images(data: FashionMNISTData) -> torch.Tensor:
     return data.val.head(PROBE_SIZE).images
 
 
+def reference_monitor(images: torch.Tensor) -> Callable[[nn.Module], dict]:
+    """The monitor of the reference runs: activation statistics on ``images`` and each parameter's movement."""
+    statistics, movement = monitor(images), weight_monitor()
+    return lambda net: {**statistics(net), **movement(net)}
+
+
 def reference_network(run: ReferenceRun) -> BaseNetwork:
     """The untrained network of ``run``: drawn from seed 42, then initialized with ``run.init``.
 
@@ -69,7 +78,8 @@ def train_reference(run: ReferenceRun, net: BaseNetwork | None = None, data: Fas
     """
     data = data or load_fashion_mnist()
     return train_model(net or reference_network(run), run.name, overwrite=overwrite, model_path=model_path,
-                       data=data, seed=SEED, init=run.init, monitor=monitor(probe_images(data)), progress=progress)
+                       data=data, seed=SEED, init=run.init, monitor=reference_monitor(probe_images(data)),
+                       progress=progress)
 
 
 def shipped_reference(run: ReferenceRun, model_path: Path = settings.SAVED_MODELS) -> tuple[BaseNetwork, History]:
