@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from actlab.activations import ActivationFunction
+from actlab.activations import FLAT, ActivationFunction
 from actlab.checks import positive_integer
 from actlab.hooks import device_of, evaluation, recording_activations
 
@@ -28,9 +28,6 @@ REFERENCE_INPUTS = (-8.0, 8.0)
 """The input range on which an activation's output range and steepest slope are measured."""
 REFERENCE_STEPS = 3201
 DEFAULT_BINS = 64
-SATURATION = 0.01
-"""A unit is flat on an image where |f'(pre-activation)| is below this fraction of max |f'|: inactive if it
-outputs exactly 0 there (ReLU below zero), saturated otherwise (sigmoid and tanh far out)."""
 BATCH_SIZE = 1024
 UNIT_STD_QUANTILES = (0.1, 0.5, 0.9)
 
@@ -86,7 +83,7 @@ class LayerStatistics:
     (NaN outputs are counted nowhere). ``mean`` and ``std`` are over all outputs; ``unit_std`` holds the
     10th, 50th and 90th percentile over units of each unit's standard deviation across the images (how much
     a unit's output varies from image to image). Where |f'(pre-activation)| is below 1% of the activation's
-    max |f'| (``SATURATION``), a unit is *inactive* if its output is exactly 0 (ReLU below zero) and
+    max |f'| (``actlab.activations.FLAT``), a unit is *inactive* if its output is exactly 0 (ReLU below zero) and
     *saturated* otherwise (sigmoid and tanh far out); ``inactive`` and ``saturated`` are the fractions
     of unit-image pairs; ``dead_units`` counts
     the units whose output is exactly zero on every image, ``effectively_dead_units`` those inactive or
@@ -153,7 +150,7 @@ class _Accumulator:
         counts[-1] += above
         self.counts += counts
         self.clipped += below + above
-        flat = slope.abs() < SATURATION * self.reference.max_slope
+        flat = slope.abs() < FLAT * self.reference.max_slope
         zero = flat & (post == 0)
         self.inactive += zero.sum(0).cpu()
         self.saturated += (flat & ~zero).sum(0).cpu()

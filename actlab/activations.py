@@ -417,8 +417,19 @@ def activation_curve(
     return Curve(name or str(getattr(act_fn, "name", "f")), x.detach(), y.detach(), dy)
 
 
+FLAT = 0.01
+"""An activation is flat where its slope is below this fraction of its largest slope: little gradient passes.
+
+The one threshold of the lab: the properties table's dead region, and the inactive, saturated and
+effectively dead units of ``actlab.activation_stats``.
+"""
+
+
 def activation_properties(act_fn: ActivationFunction, x_min: float = -20.0, x_max: float = 20.0) -> dict:
-    """Measured shape properties of an activation on [x_min, x_max], for the properties table."""
+    """Measured shape properties of an activation on [x_min, x_max], for the properties table.
+
+    A dead region is one where the slope is flat (``FLAT``) for every x below -1.
+    """
     curve = activation_curve(act_fn, x_min, x_max, steps=40_001)
     x, y, dy = curve.x.double(), curve.y.double(), curve.dy.double()
     step = (x_max - x_min) / (len(x) - 1)
@@ -433,7 +444,7 @@ def activation_properties(act_fn: ActivationFunction, x_min: float = -20.0, x_ma
         "zero-centred": abs(mean_output) < 0.05,
         "monotonic": bool((y.diff() >= 0).all()),
         "smooth": bool(dy.diff().abs().max() < 100 * step),
-        "dead region (x < -1)": bool((dy[negative].abs() < 1e-6).all()),
+        "dead region (x < -1)": bool((dy[negative].abs() < FLAT * dy.abs().max()).all()),
         "cost": act_fn.cost,
     }
 

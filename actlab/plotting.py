@@ -489,6 +489,30 @@ def plot_statistics_over_training(series: Mapping[str, Sequence]) -> Figure:
     return fig
 
 
+def plot_parameter_movement(movement: Mapping[str, Mapping[str, np.ndarray]], title: str = "") -> Figure:
+    """How far each weight matrix moves in each epoch, one panel per network, one line per layer.
+
+    ``movement`` maps a network's name to ``weight_change.movement_over_epochs(records)``: per
+    parameter, its change in each epoch relative to its size (the update-to-data ratio). Only weight
+    matrices are drawn; the first value (the start) is left out.
+    """
+    fig, axes = plt.subplots(1, len(movement), figsize=(WIDTH, 3.8), sharey=True, squeeze=False)
+    for ax, (name, series) in zip(axes[0], movement.items()):
+        weights = [key for key in series if key.endswith("weight") and np.isfinite(series[key][1:]).any()]
+        for i, key in enumerate(weights):
+            color = plt.get_cmap("viridis")(i / max(len(weights) - 1, 1) * 0.85)
+            label = "output layer" if i == len(weights) - 1 else f"layer {i + 1}"
+            values = series[key][1:]
+            ax.plot(np.arange(1, len(values) + 1), values, color=color, label=label)
+        ax.set(yscale="log", title=name, xlabel="epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("||W(epoch) - W(epoch - 1)|| / ||W(epoch - 1)||")
+    fig.suptitle(title or "How far each layer's weights move in each epoch", fontsize=13)
+    fig.tight_layout()
+    return fig
+
+
 def plot_accuracy_by_setting(rows: Sequence[Mapping], setting: str, panels: str | None = None, log_x: bool = False,
                              title: str = "") -> Figure:
     """Test accuracy against one setting, one line per activation (mean over seeds), every seed as a dot.

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -41,3 +43,18 @@ def weight_monitor() -> Callable[[nn.Module], dict]:
         return {"parameters": changes}
 
     return record
+
+
+def movement_over_epochs(records: Sequence[dict], key: str = "per_epoch") -> dict[str, np.ndarray]:
+    """Per parameter, its ``key`` (``"per_epoch"`` or ``"from_start"``) in each of ``weight_monitor``'s records.
+
+    One value per record (the first is the start, epoch 0); NaN where the change is undefined.
+    """
+    if key not in ("per_epoch", "from_start"):
+        raise ValueError(f"key must be per_epoch or from_start, not {key!r}")
+    series: dict[str, list[float]] = {}
+    for record in records:
+        for row in record["parameters"]:
+            value = row[key]
+            series.setdefault(row["name"], []).append(math.nan if value is None else float(value))
+    return {name: np.array(values) for name, values in series.items()}
