@@ -13,7 +13,7 @@ from torch import nn
 from actlab import settings
 from actlab.activations import get_activation
 from actlab.data import FashionMNISTData, load_fashion_mnist
-from actlab.hooks import device_of, evaluation, recording_activations
+from actlab.hooks import device_of, evaluation, recording_activations, training_mode
 from actlab.network import DEFAULT_HIDDEN_SIZES, BaseNetwork, initialize
 from actlab.network import INITS as INITS
 
@@ -31,12 +31,15 @@ def first_batch(data: FashionMNISTData | None = None, size: int = BATCH_SIZE) ->
     return first.images, first.labels
 
 
-def weight_gradients(net: nn.Module, imgs: torch.Tensor, labels: torch.Tensor) -> dict[str, np.ndarray]:
+def weight_gradients(net: nn.Module, imgs: torch.Tensor, labels: torch.Tensor,
+                     train_mode: bool = False) -> dict[str, np.ndarray]:
     """The gradient of the cross-entropy with respect to every weight matrix, flattened, by parameter name.
 
-    Runs in eval mode (the mode is restored after); vectors (biases, normalization scales) are left out.
+    Runs in eval mode, or in training mode with ``train_mode`` (where BatchNorm normalizes with the
+    batch's statistics, as in training: a fresh network has no running statistics yet); the mode is
+    restored after. Vectors (biases, normalization scales) are left out.
     """
-    with evaluation(net):
+    with evaluation(net) if not train_mode else training_mode(net):
         net.zero_grad()
         F.cross_entropy(net(imgs), labels).backward()
         grads = {name: p.grad.detach().view(-1).cpu().numpy().copy()
@@ -54,11 +57,13 @@ def preactivations(net: nn.Module, imgs: torch.Tensor) -> list[torch.Tensor]:
 
 
 def fresh_network(
-    activation: str, hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, seed: int = SEED, init: str = "default"
+    activation: str, hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, seed: int = SEED, init: str = "default",
+    norm: str = "none", residual: bool = False,
 ) -> BaseNetwork:
     """A newly initialized ``BaseNetwork``, seeded so that every activation starts from the same draw."""
     settings.set_seed(seed)
-    return initialize(BaseNetwork(get_activation(activation), hidden_sizes=list(hidden_sizes)), init)
+    net = BaseNetwork(get_activation(activation), hidden_sizes=list(hidden_sizes), norm=norm, residual=residual)
+    return initialize(net, init)
 
 
 def gradient_scales(grads: dict[str, np.ndarray]) -> list[float]:
@@ -73,10 +78,17 @@ def gradient_overview(
     hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES,
     seed: int = SEED,
     init: str = "default",
+    norm: str = "none",
+    residual: bool = False,
 ) -> dict[str, list[float]]:
-    """Per activation, the gradient scale of every layer of a freshly initialized network."""
-    nets = {name: fresh_network(name, hidden_sizes, seed, init).to(imgs.device) for name in activations}
-    return {name: gradient_scales(weight_gradients(net, imgs, labels)) for name, net in nets.items()}
+    """Per activation, the gradient scale of every layer of a freshly initialized network.
+
+    With BatchNorm (``norm="batch"``) the gradients are taken in training mode (``weight_gradients``).
+    """
+    nets = {name: fresh_network(name, hidden_sizes, seed, init, norm, residual).to(imgs.device)
+            for name in activations}
+    return {name: gradient_scales(weight_gradients(net, imgs, labels, train_mode=norm == "batch"))
+            for name, net in nets.items()}
 
 
 def depth_sweep(

@@ -11,7 +11,7 @@ hidden layer) gives one entry per use.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -55,15 +55,25 @@ def recording_activations(net: nn.Module) -> Iterator[list[ActivationCall]]:
 
 
 @contextmanager
-def evaluation(net: nn.Module) -> Iterator[nn.Module]:
-    """``net`` in eval mode (Dropout off, BatchNorm on its running statistics), each module's mode restored after."""
+def in_mode(net: nn.Module, training: bool) -> Iterator[nn.Module]:
+    """``net`` in training or eval mode inside the ``with`` block, each module's own mode restored after."""
     modes = {module: module.training for module in net.modules()}
-    net.eval()
+    net.train(training)
     try:
         yield net
     finally:
-        for module, training in modes.items():
-            module.train(training)
+        for module, mode in modes.items():
+            module.train(mode)
+
+
+def evaluation(net: nn.Module) -> AbstractContextManager[nn.Module]:
+    """``net`` in eval mode (Dropout off, BatchNorm on its running statistics), each module's mode restored after."""
+    return in_mode(net, False)
+
+
+def training_mode(net: nn.Module) -> AbstractContextManager[nn.Module]:
+    """``net`` in training mode (Dropout on, BatchNorm on the batch's statistics), each module's mode restored after."""
+    return in_mode(net, True)
 
 
 def device_of(net: nn.Module) -> torch.device:

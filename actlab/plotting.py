@@ -514,11 +514,12 @@ def plot_parameter_movement(movement: Mapping[str, Mapping[str, np.ndarray]], ti
 
 
 def plot_accuracy_by_setting(rows: Sequence[Mapping], setting: str, panels: str | None = None, log_x: bool = False,
-                             title: str = "") -> Figure:
+                             title: str = "", lines: str = "activation") -> Figure:
     """Test accuracy against one setting, one line per activation (mean over seeds), every seed as a dot.
 
     ``rows`` are runs as ``compare.experiment_rows`` gives them; ``panels`` splits them by another
-    setting (such as ``init``), one panel per value. A numeric ``setting`` is drawn on a numeric axis
+    setting (such as ``init``), one panel per value; ``lines`` names the setting that tells the lines
+    apart (the activation unless said otherwise). A numeric ``setting`` is drawn on a numeric axis
     (logarithmic with ``log_x``), anything else as categories in the order met.
     """
     panel_values = list(dict.fromkeys(row[panels] for row in rows)) if panels else [None]
@@ -528,16 +529,16 @@ def plot_accuracy_by_setting(rows: Sequence[Mapping], setting: str, panels: str 
     numeric = all(isinstance(v, (int, float)) for v in values)
     values = sorted(values) if numeric else values
     position = {v: (v if numeric else i) for i, v in enumerate(values)}
-    activations = list(dict.fromkeys(row["activation"] for row in rows))
+    labels = list(dict.fromkeys(str(row[lines]) for row in rows))
     for ax, panel in zip(axes.flat, panel_values):
-        for name in activations:
-            mine = [r for r in rows if r["activation"] == name and (panels is None or r[panels] == panel)]
+        for name in labels:
+            mine = [r for r in rows if str(r[lines]) == name and (panels is None or r[panels] == panel)]
             xs = [v for v in values if any(r[setting] == v for r in mine)]
             accs = {v: [100 * r["test_acc"] for r in mine if r[setting] == v and r["test_acc"] is not None]
                     for v in xs}
-            style = activation_style(name)
+            style = series_style(labels, name)
             ax.plot([position[v] for v in xs], [np.mean(accs[v]) if accs[v] else np.nan for v in xs], linewidth=2,
-                    label=name, **style)
+                    label=name if lines == "activation" else f"{lines.replace('_', ' ')} {name}", **style)
             for v in xs:
                 ax.scatter([position[v]] * len(accs[v]), accs[v], color=style["color"], s=10, alpha=0.6, zorder=3)
         if log_x:
