@@ -176,6 +176,21 @@ def nudge_slider(widget, label: str, presses: int = 5) -> None:
         handle.press("ArrowRight")
 
 
+def palette_pixels(src: str) -> dict[str, int]:
+    """Per activation, the pixels of the image at data URL ``src`` in its palette colour (within 6 per channel)."""
+    import base64
+    import io
+
+    import numpy as np
+    from matplotlib.image import imread
+
+    from actlab.plotting import PALETTE
+
+    pixels = imread(io.BytesIO(base64.b64decode(src.split(",", 1)[1])), format="png")[..., :3] * 255
+    return {name: int((np.abs(pixels - [int(colour[i:i + 2], 16) for i in (1, 3, 5)]) <= 6).all(-1).sum())
+            for name, colour in PALETTE.items()}
+
+
 def widget_with(page, selector: str):
     """The first widget box whose controls include ``selector``, once it has drawn its plot."""
     box = page.locator(".jp-OutputArea-output .widget-vbox", has=page.locator(selector)).first
@@ -190,6 +205,9 @@ def test_activation_explorer_responds(page, lab):
     first = image_of(explorer)
     explorer.locator(".widget-dropdown select").select_option(label="elu")
     after_dropdown = wait_for_new_image(explorer, first)
+    found = palette_pixels(after_dropdown)
+    assert found["elu"] > 500, found  # ELU drawn in its own colour of the palette, and in no other
+    assert max(count for name, count in found.items() if name != "elu") < 20, found
     nudge_slider(explorer, "alpha")
     wait_for_new_image(explorer, after_dropdown)
     from playwright.sync_api import expect
