@@ -176,8 +176,17 @@ def nudge_slider(widget, label: str, presses: int = 5) -> None:
         handle.press("ArrowRight")
 
 
-def palette_pixels(src: str) -> dict[str, int]:
-    """Per activation, the pixels of the image at data URL ``src`` in its palette colour (within 6 per channel)."""
+PNG_OF_IMAGE = """async img => {
+    const bytes = new Uint8Array(await (await fetch(img.src)).arrayBuffer());
+    let text = "";
+    for (const byte of bytes) text += String.fromCharCode(byte);
+    return btoa(text);
+}"""
+"""The bytes of an image element's picture (a blob or data URL), base64-encoded, read inside the page."""
+
+
+def palette_pixels(widget) -> dict[str, int]:
+    """Per activation, the pixels of ``widget``'s picture in its palette colour (within 6 per channel)."""
     import base64
     import io
 
@@ -186,7 +195,8 @@ def palette_pixels(src: str) -> dict[str, int]:
 
     from actlab.plotting import PALETTE
 
-    pixels = imread(io.BytesIO(base64.b64decode(src.split(",", 1)[1])), format="png")[..., :3] * 255
+    png = base64.b64decode(widget.locator("img.widget-image").first.evaluate(PNG_OF_IMAGE))
+    pixels = imread(io.BytesIO(png), format="png")[..., :3] * 255
     return {name: int((np.abs(pixels - [int(colour[i:i + 2], 16) for i in (1, 3, 5)]) <= 6).all(-1).sum())
             for name, colour in PALETTE.items()}
 
@@ -205,7 +215,7 @@ def test_activation_explorer_responds(page, lab):
     first = image_of(explorer)
     explorer.locator(".widget-dropdown select").select_option(label="elu")
     after_dropdown = wait_for_new_image(explorer, first)
-    found = palette_pixels(after_dropdown)
+    found = palette_pixels(explorer)
     assert found["elu"] > 500, found  # ELU drawn in its own colour of the palette, and in no other
     assert max(count for name, count in found.items() if name != "elu") < 20, found
     nudge_slider(explorer, "alpha")
