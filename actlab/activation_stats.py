@@ -28,7 +28,7 @@ REFERENCE_INPUTS = (-8.0, 8.0)
 """The input range on which an activation's output range and steepest slope are measured."""
 REFERENCE_STEPS = 3201
 DEFAULT_BINS = 64
-BATCH_SIZE = 1024
+BATCH_SIZE = 256
 UNIT_STD_QUANTILES = (0.1, 0.5, 0.9)
 
 
