@@ -124,6 +124,10 @@ class History:
         """The validation accuracy of the best epoch, None before the first."""
         return self.val_acc[self.best_epoch - 1] if self.best_epoch else None
 
+    def first_epoch_above(self, level: float) -> int | None:
+        """The first epoch whose validation accuracy exceeds ``level`` (a fraction), or None."""
+        return next((epoch for epoch, acc in enumerate(self.val_acc, start=1) if acc > level), None)
+
     def add_epoch(self, train_loss: float, train_acc: float, val_loss: float, val_acc: float, wall_time: float) -> None:
         """Append one epoch's losses and accuracies; ``wall_time`` counts from the start of training."""
         self.train_loss.append(train_loss)

@@ -12,7 +12,7 @@ from actlab.lab.runs import DIVERGED, FINISHED, INTERRUPTED, RUNNING, RunFiles, 
 from actlab.lab.train import train_model, train_run
 from actlab.network import BaseNetwork
 from actlab.settings import set_seed
-from actlab.training import evaluate, fit
+from actlab.training import History, evaluate, fit
 
 FAST = {"batch_size": 128, "progress": False}
 
@@ -310,3 +310,9 @@ def test_fit_trains_any_network_in_memory_and_keeps_the_best_epoch(small_data, t
     assert [improved for _, improved in seen] == [
         acc > max(history.val_acc[:i], default=-1) for i, acc in enumerate(history.val_acc)]
     assert not list(tmp_path.iterdir())
+
+
+def test_first_epoch_above_a_level():
+    history = History("h", val_acc=[0.10, 0.15, 0.31, 0.2])
+    assert history.first_epoch_above(0.2) == 3
+    assert history.first_epoch_above(0.5) is None
