@@ -199,7 +199,7 @@ def hear_ctrl_c() -> None:
 def test_ctrl_c_stops_the_comparison_and_a_rerun_retrains(tmp_path, capsys):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "actlab", "compare", "--activations", "relu", "--seeds", "1", "--epochs", "2",
-               "--hidden-sizes", "16", "--batch-size", "4", "--out", str(out)]
+               "--hidden-sizes", "16", "--batch-size", "1", "--out", str(out)]
     env = {**os.environ, "ACTLAB_QUICK": "1"}
     process = subprocess.Popen(command, env=env, cwd=settings.REPO_ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, preexec_fn=hear_ctrl_c)
