@@ -215,8 +215,24 @@ INITS = {
     "he": "He (Kaiming) normal for ReLU: N(0, 2/fan_in)",
     "glorot": "Glorot (Xavier) uniform: U(±gain·sqrt(6/(fan_in+fan_out))), "
     "gain 4 for sigmoid, 5/3 for tanh, √2 for ReLU, √(2/(1+α²)) for LeakyReLU, 1 otherwise",
+    "critical": "N(0, sigma_w^2/fan_in) with sigma_w^2 on the activation's critical line (chi_1 = 1) for "
+    "sigma_b^2 = 0.05, and biases N(0, sigma_b^2) that also cancel the mean each activation passes on (notebook 08)",
+    "critical-orthogonal": "the critical scale with orthogonal weight matrices",
 }
-"""The weight initializations that ``initialize`` offers, with their formulas."""
+"""The weight initializations that ``initialize`` offers by name, with their formulas.
+
+``gaussian-W-B`` (for example ``gaussian-1.5-0.05``) also draws weights N(0, W/fan_in) and biases N(0, B).
+"""
+
+
+def check_init(init: object) -> str:
+    """``init`` when ``initialize`` knows it; a ``ValueError`` that lists the initializations if not."""
+    from actlab.mean_field import gaussian_scales  # the theory's initializations, only when asked for
+
+    if not isinstance(init, str) or (init not in INITS and gaussian_scales(init) is None):
+        raise ValueError(f"init must be one of {', '.join(INITS)} or gaussian-W-B (weights N(0, W/fan_in), "
+                         f"biases N(0, B), e.g. gaussian-1.5-0.05), not {init!r}")
+    return init
 
 
 def initialize(net: NetworkT, init: str) -> NetworkT:
@@ -224,12 +240,15 @@ def initialize(net: NetworkT, init: str) -> NetworkT:
 
     ``"default"`` leaves PyTorch's own initialization untouched. Glorot's gain follows the
     activation right after each layer, a normalization layer between them skipped (``glorot_gain``);
-    a layer followed by none gets gain 1.
+    a layer followed by none gets gain 1. The theory's initializations (``critical``,
+    ``gaussian-W-B``) are ``actlab.mean_field.initialize_mean_field``.
     """
-    if init not in INITS:
-        raise ValueError(f"init must be one of {', '.join(INITS)}, not {init!r}")
-    if init == "default":
+    if check_init(init) == "default":
         return net
+    if init not in ("he", "glorot"):
+        from actlab.mean_field import initialize_mean_field
+
+        return initialize_mean_field(net, init)
     modules = [module for _, module in net.named_modules(remove_duplicate=False)
                if not isinstance(module, NORM_LAYERS)]
     for module, following in itertools.zip_longest(modules, modules[1:]):
@@ -241,4 +260,3 @@ def initialize(net: NetworkT, init: str) -> NetworkT:
                 nn.init.xavier_uniform_(module.weight, gain=glorot_gain(act_fn))
             nn.init.zeros_(module.bias)
     return net
-

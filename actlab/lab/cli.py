@@ -72,9 +72,9 @@ def add_compare_options(parser: argparse.ArgumentParser, quick: bool) -> None:
                         help="learning rate, positive (default: %(default)s)")
     parser.add_argument("--momentum", type=float, default=None, metavar="M",
                         help=f"SGD's momentum, in [0, 1) (default: {SGD_MOMENTUM}; Adam takes none)")
-    parser.add_argument("--init", choices=list(INITS), default="default",
+    parser.add_argument("--init", default="default", metavar="INIT",
                         help="weight initialization: " + "; ".join(f"{k}: {v}" for k, v in INITS.items())
-                        + " (default: %(default)s)")
+                        + "; gaussian-W-B: weights N(0, W/fan_in), biases N(0, B) (default: %(default)s)")
     parser.add_argument("--hidden-sizes", nargs="+", type=int, default=list(DEFAULT_HIDDEN_SIZES),
                         metavar="N", help="width of each hidden layer; their count is the depth "
                         f"(default: {' '.join(map(str, DEFAULT_HIDDEN_SIZES))})")

@@ -31,9 +31,9 @@ from actlab.lab.runs import DIVERGED, FINISHED, INTERRUPTED, DataSpec, RunFiles,
 from actlab.lab.train import check_reusable, train_run
 from actlab.network import (
     DEFAULT_HIDDEN_SIZES,
-    INITS,
     BaseNetwork,
     check_config,
+    check_init,
     check_norm,
     check_residual,
     layer_options,
@@ -136,8 +136,7 @@ class Experiment:
 
     def __post_init__(self) -> None:
         layer_sizes(784, self.hidden_sizes, 10)
-        if self.init not in INITS:
-            raise ValueError(f"init must be one of {', '.join(INITS)}, not {self.init!r}")
+        check_init(self.init)
         check_norm(self.norm)
         check_residual(self.residual)
 

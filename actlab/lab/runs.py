@@ -40,7 +40,7 @@ from actlab.checkpoints import (
 )
 from actlab.checks import finite_number, whole_number
 from actlab.data import FashionMNISTData
-from actlab.network import INITS, BaseNetwork, check_config
+from actlab.network import BaseNetwork, check_config, check_init
 from actlab.settings import check_seed
 from actlab.training import DIVERGED, INTERRUPTED, History, Protocol
 
@@ -132,8 +132,7 @@ class RunRecord:
 
     def __post_init__(self) -> None:
         check_config(self.network)
-        if self.init not in INITS:
-            raise ValueError(f"init must be one of {', '.join(INITS)}, not {self.init!r}")
+        check_init(self.init)
         check_seed(self.seed)
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {self.status!r}")
