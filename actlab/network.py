@@ -76,7 +76,9 @@ class BaseNetwork(nn.Module):
 
     ``norm`` puts BatchNorm (``"batch"``) or LayerNorm (``"layer"``) between each hidden layer's
     linear map and its activation; ``residual`` adds each hidden layer's input to its output where
-    the sizes match. ``config`` holds everything needed to build it again, for example
+    the sizes match. A residual network with a normalization also normalizes the last hidden
+    layer's output before the output layer: every block adds to h, so h grows with depth, and the
+    logits would start as large as h (notebook 07). ``config`` holds everything needed to build it again, for example
     ``{"act_fn": {"name": "Tanh"}, "input_size": 784, "num_classes": 10, "hidden_sizes": [512, 256, 256, 128]}``
     (``norm`` and ``residual`` appear in it only when used).
     """
@@ -99,7 +101,9 @@ class BaseNetwork(nn.Module):
                              "has none: the network would be the plain one")
         layers = [module for fan_in, fan_out in itertools.pairwise(sizes[:-1])
                   for module in hidden_layer(fan_in, fan_out, act_fn, norm, check_residual(residual))]
-        self.layers = nn.Sequential(*layers, nn.Linear(sizes[-2], sizes[-1]))
+        make_norm = NORMS[norm]
+        final = [make_norm(sizes[-2])] if residual and make_norm else []
+        self.layers = nn.Sequential(*layers, *final, nn.Linear(sizes[-2], sizes[-1]))
         self.config = network_config(act_fn, input_size, num_classes, hidden_sizes, norm, residual)
 
     @override
@@ -215,23 +219,21 @@ INITS = {
     "he": "He (Kaiming) normal for ReLU: N(0, 2/fan_in)",
     "glorot": "Glorot (Xavier) uniform: U(±gain·sqrt(6/(fan_in+fan_out))), "
     "gain 4 for sigmoid, 5/3 for tanh, √2 for ReLU, √(2/(1+α²)) for LeakyReLU, 1 otherwise",
-    "critical": "N(0, sigma_w^2/fan_in) with sigma_w^2 on the activation's critical line (chi_1 = 1) for "
-    "sigma_b^2 = 0.05, and biases N(0, sigma_b^2) that also cancel the mean each activation passes on (notebook 08)",
-    "critical-orthogonal": "the critical scale with orthogonal weight matrices",
 }
-"""The weight initializations that ``initialize`` offers by name, with their formulas.
+"""The classic weight initializations, with their formulas (notebook 03).
 
-``gaussian-W-B`` (for example ``gaussian-1.5-0.05``) also draws weights N(0, W/fan_in) and biases N(0, B).
+``initialize`` also takes the theory's (notebook 08): ``actlab.mean_field.MEAN_FIELD_INITS``.
 """
 
 
 def check_init(init: object) -> str:
     """``init`` when ``initialize`` knows it; a ``ValueError`` that lists the initializations if not."""
-    from actlab.mean_field import gaussian_scales  # the theory's initializations, only when asked for
+    from actlab.mean_field import MEAN_FIELD_INITS, gaussian_scales  # the theory only when asked for
 
-    if not isinstance(init, str) or (init not in INITS and gaussian_scales(init) is None):
-        raise ValueError(f"init must be one of {', '.join(INITS)} or gaussian-W-B (weights N(0, W/fan_in), "
-                         f"biases N(0, B), e.g. gaussian-1.5-0.05), not {init!r}")
+    if not isinstance(init, str) or (init not in INITS and init not in MEAN_FIELD_INITS
+                                     and gaussian_scales(init) is None):
+        raise ValueError(f"init must be one of {', '.join([*INITS, *MEAN_FIELD_INITS])} or gaussian-W-B (weights "
+                         f"N(0, W/fan_in), biases N(0, B), e.g. gaussian-1.5-0.05), not {init!r}")
     return init
 
 
@@ -241,7 +243,7 @@ def initialize(net: NetworkT, init: str) -> NetworkT:
     ``"default"`` leaves PyTorch's own initialization untouched. Glorot's gain follows the
     activation right after each layer, a normalization layer between them skipped (``glorot_gain``);
     a layer followed by none gets gain 1. The theory's initializations (``critical``,
-    ``gaussian-W-B``) are ``actlab.mean_field.initialize_mean_field``.
+    ``critical-orthogonal``, ``gaussian-W-B``) are drawn by ``actlab.mean_field.initialize_mean_field``.
     """
     if check_init(init) == "default":
         return net

@@ -167,12 +167,23 @@ def test_residual_network_adds_the_input_only_where_the_sizes_match():
 def test_residual_block_holds_the_norm():
     net = small_net("batch", True, hidden_sizes=(8, 8))
     assert [type(m) for m in net.layers] == [nn.Linear, nn.BatchNorm1d, type(get_activation("tanh")), Residual,
-                                             nn.Linear]
+                                             nn.BatchNorm1d, nn.Linear]
     block = net.layers[3].block
     assert [type(m) for m in block] == [nn.Linear, nn.BatchNorm1d, type(get_activation("tanh"))]
     assert "layers.3.block.1.running_mean" in net.state_dict()
     assert [type(m) for m in hidden_layer(12, 8, get_activation("relu"), "layer", True)] == \
         [nn.Linear, nn.LayerNorm, type(get_activation("relu"))]  # 12 -> 8: sizes differ, plain
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_a_deep_normalized_residual_network_starts_at_a_sane_loss(norm):
+    torch.manual_seed(0)
+    net = BaseNetwork(get_activation("relu"), hidden_sizes=[64] * 32, norm=norm, residual=True).train()
+    x, labels = torch.randn(128, 784), torch.randint(0, 10, (128,))
+    with torch.no_grad():
+        assert F.cross_entropy(net(x), labels).item() < 3.0
+    assert isinstance(net.layers[-2], nn.BatchNorm1d if norm == "batch" else nn.LayerNorm)
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.LayerNorm)) for m in small_net("none", True).layers)
 
 
 def test_residual_is_refused_where_no_block_could_be_residual():
@@ -285,7 +296,7 @@ def test_glorot_skips_the_norm_to_find_the_sigmoid(norm, residual):
         assert weight.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.03)
         assert torch.equal(linear.bias, torch.zeros_like(linear.bias))
     norms = [m for m in net.modules() if isinstance(m, (nn.BatchNorm1d, nn.LayerNorm))]
-    assert len(norms) == 2
+    assert len(norms) == 2 + residual  # a residual network normalizes its last hidden layer too
     for m in norms:
         assert torch.equal(m.weight, torch.ones_like(m.weight)) and torch.equal(m.bias, torch.zeros_like(m.bias))
 
