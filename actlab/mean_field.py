@@ -15,12 +15,19 @@ import torch
 from torch import nn
 
 from actlab import theory
-from actlab.activations import ActivationFunction
+from actlab.activations import ActivationFunction, get_activation
+from actlab.theory import Activation
 
 CRITICAL_SIGMA_B2 = 0.05
 """The bias variance of the critical initializations: small, as in Schoenholz et al.'s tanh networks."""
 INPUT_Q = 1.0
 """The variance per input feature that the critical biases assume (FashionMNIST's pixels in [-1, 1] come close)."""
+MEAN_FIELD_INITS = {
+    "critical": "N(0, sigma_w^2/fan_in) with sigma_w^2 on the activation's critical line (chi_1 = 1) for "
+    "sigma_b^2 = 0.05, and biases N(0, sigma_b^2) that also cancel the mean each activation passes on",
+    "critical-orthogonal": "the critical scale with orthogonal weight matrices",
+}
+"""The theory's initializations by name; ``gaussian-W-B`` draws weights N(0, W/fan_in) and biases N(0, B)."""
 _GAUSSIAN = re.compile(r"gaussian-(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)")
 
 NetworkT = TypeVar("NetworkT", bound=nn.Module)
@@ -63,7 +70,7 @@ def initialize_mean_field(net: NetworkT, init: str) -> NetworkT:
     the layer passes on at the variance the theory predicts there.
     """
     fixed = gaussian_scales(init)
-    if fixed is None and init not in ("critical", "critical-orthogonal"):
+    if fixed is None and init not in MEAN_FIELD_INITS:
         raise ValueError(f"{init!r} is not a mean-field initialization (critical, critical-orthogonal, gaussian-W-B)")
     layers = _layers(net)
     depth = sum(after is not None for _, _, after in layers)
@@ -93,3 +100,25 @@ def _scales(activation: ActivationFunction | None, fixed: tuple[float, float] | 
                                            sigma_w2 * INPUT_Q + CRITICAL_SIGMA_B2, depth, centred=True)
         known[id(activation)] = (sigma_w2, CRITICAL_SIGMA_B2, variances)
     return known[id(activation)]
+
+
+def init_variances(init: str, activation: Activation, fan_in: int = 256,
+                   fan_out: int = 256) -> tuple[float, float, bool]:
+    """(sigma_w^2, sigma_b^2, centred) that ``init`` gives a hidden layer of ``activation`` of this shape.
+
+    PyTorch's default draws both from U(+-1/sqrt(fan_in)), a variance of 1 / (3 fan_in); He's and
+    Glorot's biases are 0. Only ``critical`` cancels the activation's mean (``centred``).
+    """
+    from actlab.network import check_init, glorot_gain
+
+    module = get_activation(activation) if isinstance(activation, str) else activation
+    if check_init(init) == "default":
+        return 1 / 3, 1 / (3 * fan_in), False
+    if init == "he":
+        return 2.0, 0.0, False
+    if init == "glorot":
+        return glorot_gain(module) ** 2 * 2 * fan_in / (fan_in + fan_out), 0.0, False
+    fixed = gaussian_scales(init)
+    if fixed is not None:
+        return (*fixed, False)
+    return theory.critical_sigma_w2(module, CRITICAL_SIGMA_B2, centred=True), CRITICAL_SIGMA_B2, True

@@ -591,3 +591,131 @@ def plot_lesson(curves: Sequence[Curve], scales: Mapping[str, Sequence[float]],
                  fontsize=14)
     fig.tight_layout()
     return fig
+
+
+def plot_maps(maps: Mapping[str, Mapping[str, Sequence[float]]], title: str = "") -> Figure:
+    """The length map (left) and the correlation map (right) of each activation, against the identity line.
+
+    ``maps[name]`` holds ``q``, ``q_next``, ``c`` and ``c_next``: where a map's curve crosses the
+    identity is its fixed point; a slope below 1 there means the fixed point attracts.
+    """
+    fig, (ax_q, ax_c) = plt.subplots(1, 2, figsize=(WIDTH, 4.2))
+    for name, curves in maps.items():
+        style = activation_style(name)
+        ax_q.plot(curves["q"], curves["q_next"], linewidth=2, color=style["color"], linestyle=style["linestyle"],
+                  label=name)
+        ax_c.plot(curves["c"], curves["c_next"], linewidth=2, color=style["color"], linestyle=style["linestyle"],
+                  label=name)
+    for ax, key, label in ((ax_q, "q", "q, this layer's variance"), (ax_c, "c", "c, this layer's correlation")):
+        low, high = min(min(m[key]) for m in maps.values()), max(max(m[key]) for m in maps.values())
+        ax.plot([low, high], [low, high], color="gray", linestyle=":", label="identity")
+        ax.set(xlabel=label, ylabel=f"{key} in the next layer")
+        ax.grid(alpha=0.3)
+    ax_q.set_title("Length map: a unit's variance, layer to layer")
+    ax_c.set_title("Correlation map: two images, layer to layer")
+    ax_c.legend(fontsize=9)
+    fig.suptitle(title or "The two maps of mean-field theory", fontsize=13)
+    fig.tight_layout()
+    return fig
+
+
+def plot_propagation(measured: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]],
+                     predicted: Mapping[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]],
+                     title: str = "") -> Figure:
+    """Theory (lines) against a real network (dots): q (top row) and c (bottom row) per hidden layer.
+
+    ``measured[panel][activation]`` and ``predicted[panel][activation]`` are (q per layer, c per layer);
+    one column per panel (an initialization).
+    """
+    fig, axes = plt.subplots(2, len(measured), figsize=(WIDTH, 6.2), sharex=True, squeeze=False)
+    for col, (panel, networks) in enumerate(measured.items()):
+        for name, (q, c) in networks.items():
+            style = activation_style(name)
+            layers = range(1, len(q) + 1)
+            theory_q, theory_c = predicted[panel][name]
+            axes[0, col].plot(layers, theory_q, color=style["color"], linestyle=style["linestyle"], linewidth=1.5,
+                              label=f"{name}, theory")
+            axes[0, col].scatter(layers, q, color=style["color"], s=9, marker=style["marker"],
+                                 label=f"{name}, measured")
+            axes[1, col].plot(layers, theory_c, color=style["color"], linestyle=style["linestyle"], linewidth=1.5)
+            axes[1, col].scatter(layers, c, color=style["color"], s=9, marker=style["marker"])
+        axes[0, col].set(yscale="log", title=panel)
+        axes[1, col].set(xlabel="hidden layer", ylim=(-0.05, 1.05))
+        for ax in axes[:, col]:
+            ax.grid(alpha=0.3, which="both")
+    axes[0, 0].set_ylabel("q: mean square of a\npre-activation (log)")
+    axes[1, 0].set_ylabel("c: cosine similarity\nof two images")
+    axes[0, -1].legend(fontsize=7, loc="lower left")
+    fig.suptitle(title or "Mean-field theory (lines) against one network of width 256 (dots)", fontsize=13)
+    fig.tight_layout()
+    return fig
+
+
+def plot_phase_diagram(sigma_w2: Sequence[float], sigma_b2: Sequence[float], chi: np.ndarray,
+                       points: Mapping[str, tuple[float, float]] | None = None, title: str = "") -> Figure:
+    """chi_1 over (sigma_w^2, sigma_b^2) on a log colour scale: ordered (blue) below the critical line, chaotic above.
+
+    ``chi`` has one row per sigma_b^2 and one column per sigma_w^2; ``points`` marks named
+    initializations at their (sigma_w^2, sigma_b^2).
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    exponent = np.log10(np.clip(chi, 1e-3, 1e3))
+    limit = max(0.5, float(np.nanmax(np.abs(exponent))))
+    mesh = ax.pcolormesh(sigma_w2, sigma_b2, exponent, cmap="RdBu_r", vmin=-limit, vmax=limit, shading="auto")
+    ax.contour(sigma_w2, sigma_b2, exponent, levels=[0.0], colors="black", linewidths=2)
+    ax.plot([], [], color="black", linewidth=2, label="critical line (chi_1 = 1)")
+    for i, (name, (w2, b2)) in enumerate((points or {}).items()):
+        ax.scatter([w2], [b2], s=70, marker=MARKERS[i % len(MARKERS)], color="white", edgecolor="black", zorder=3,
+                   label=name, clip_on=False)
+    ax.set(xlabel="sigma_w^2 (weight variance x fan_in)", ylabel="sigma_b^2 (bias variance)",
+           title=title or "Order and chaos at initialization")
+    fig.colorbar(mesh, ax=ax, label="log10 chi_1 (< 0: ordered, > 0: chaotic)")
+    ax.legend(fontsize=8, loc="upper left", framealpha=0.9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_trainable_depth(sigma_w2: Sequence[float], depths: Sequence[int], accuracy: np.ndarray,
+                         scale_w2: Sequence[float], six_xi: Sequence[float], title: str = "") -> Figure:
+    """Test accuracy (%) over (sigma_w^2, depth) as a heatmap, with the theory's 6 xi_c drawn on top.
+
+    ``accuracy`` has one row per depth and one column per sigma_w^2 (NaN: diverged); ``six_xi`` is
+    6 xi_c at each of ``scale_w2``.
+    """
+    fig, ax = plt.subplots(figsize=(8.5, 5))
+    cols, rows = np.arange(len(sigma_w2)), np.arange(len(depths))
+    image = ax.imshow(accuracy, origin="lower", aspect="auto", cmap="viridis", vmin=10, vmax=90,
+                      extent=(-0.5, len(sigma_w2) - 0.5, -0.5, len(depths) - 0.5))
+    for (row, col), value in np.ndenumerate(accuracy):
+        ax.text(col, row, "nan" if np.isnan(value) else f"{value:.0f}", ha="center", va="center", fontsize=8,
+                color="black" if not np.isnan(value) and value > 55 else "white")
+    ax.plot(np.interp(scale_w2, sigma_w2, cols), np.interp(six_xi, depths, rows, right=np.inf), color="white",
+            linestyle="--", linewidth=2.5, label="6 xi_c (theory)")
+    ax.set_xticks(cols, [f"{v:g}" for v in sigma_w2])
+    ax.set_yticks(rows, [str(d) for d in depths])
+    ax.set(xlabel="sigma_w^2", ylabel="hidden layers of 256", ylim=(-0.5, len(depths) - 0.5),
+           title=title or "Which deep networks train: test accuracy (%) against 6 xi_c")
+    fig.colorbar(image, ax=ax, label="test accuracy (%)")
+    ax.legend(loc="upper right", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_singular_values(spectra: Mapping[str, Mapping[int, np.ndarray]], title: str = "") -> Figure:
+    """Histograms of log10 singular values of the input-output Jacobian, one panel per setting, one line per depth."""
+    fig, axes = _grid(len(spectra), 2, width=WIDTH / 2, height=3.0)
+    bins = np.linspace(-8, 1.5, 58)
+    for ax, (panel, by_depth) in zip(axes, spectra.items()):
+        for i, (depth, values) in enumerate(sorted(by_depth.items())):
+            color = plt.get_cmap("viridis")(i / max(len(by_depth) - 1, 1) * 0.85)
+            logs = np.log10(np.clip(values, 10.0 ** bins[0], None))
+            ax.hist(logs, bins=bins, histtype="step", linewidth=2, color=color, linestyle=LINE_STYLES[i % 4],
+                    density=True, label=f"{depth} layers")
+        ax.axvline(0, color="gray", linestyle=":")
+        ax.set(title=panel, xlabel="log10 singular value (0: a direction kept at its size)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("density")
+    axes[-1].legend(fontsize=8)
+    fig.suptitle(title or "Singular values of the input-output Jacobian at initialization", fontsize=13)
+    fig.tight_layout()
+    return fig

@@ -25,14 +25,15 @@ any ``ActivationFunction``, by name or as a module, a student's own included: au
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
 from actlab.activations import ActivationFunction, get_activation
 
-POINTS = 2000
+POINTS = 1000
 """Points of the rule for each Gaussian expectation, evenly spaced over z in [-10, 10].
 
 Even, so that no point falls on z = 0, where ReLU's slope jumps; evenly spaced, so that a sharp
@@ -41,10 +42,12 @@ PAIR_POINTS = 300
 """Points per axis of the rule for a pair of images (300 x 300 over [-8, 8]^2)."""
 Q_MAX = 1e8
 """A variance above this counts as growing without bound: the length map has no fixed point."""
+Q_GROWING = 1e4
+"""A variance that still grows above this has no fixed point: a bounded activation's q* lies far below it."""
 Q_MIN = 1e-30
 """A variance below this counts as zero; slopes there are those of the limit q -> 0."""
-MAX_LAYERS = 2000
-"""The most layers the maps are iterated to find a fixed point."""
+MAX_LAYERS = 300
+"""The most layers the maps are iterated to find a fixed point: twice the deepest network of the lab."""
 
 
 def _rule(points: int, reach: float) -> tuple[np.ndarray, np.ndarray]:
@@ -59,24 +62,39 @@ _Z1, _Z2 = (axis.ravel() for axis in np.meshgrid(_pz, _pz, indexing="ij"))
 _W2 = np.outer(_pw, _pw).ravel()
 
 Activation = str | ActivationFunction
-Function = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+Function = Callable[..., tuple[np.ndarray, np.ndarray]]
 Numbers = float | np.ndarray
 
 
 def _function(activation: Activation) -> Function:
-    """Phi and phi' of ``activation`` as a function of a NumPy array, in float64."""
+    """The function phi of ``activation`` and its slope phi', on a NumPy array, in float64 (phi' when asked for)."""
     module = get_activation(activation) if isinstance(activation, str) else activation
     if not isinstance(module, ActivationFunction):
         raise TypeError(f"an activation is a registered name or an ActivationFunction, not {activation!r}")
 
-    def values(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        with torch.enable_grad():
-            points = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    def values(x: np.ndarray, slope: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        points = torch.tensor(x, dtype=torch.float64, requires_grad=slope)
+        with one_thread(), torch.enable_grad() if slope else torch.no_grad():
             y = module(points)
-            (dy,) = torch.autograd.grad(y.sum(), points)
-        return y.detach().numpy(), dy.numpy()
+            dy = torch.autograd.grad(y.sum(), points)[0].numpy() if slope else np.empty(0)
+        return y.detach().numpy(), dy
 
     return values
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Torch on one thread inside the ``with`` block: the maps' arrays are too small to gain from more.
+
+    Measured with another process busy on this 2-core machine: a phase diagram took 14 s with two
+    threads, which wait for each other, and 0.5 s with one.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _check(sigma_w2: Numbers, sigma_b2: Numbers) -> None:
@@ -85,18 +103,18 @@ def _check(sigma_w2: Numbers, sigma_b2: Numbers) -> None:
         raise ValueError(f"sigma_w2 must be positive and sigma_b2 at least 0, not {sigma_w2!r} and {sigma_b2!r}")
 
 
-def _gaussian(values: Function, q: Numbers) -> tuple[np.ndarray, np.ndarray]:
-    """Phi and phi' at sqrt(q) z for every point z of the rule: arrays of shape q.shape + (NODES,)."""
-    return values(np.sqrt(np.clip(q, Q_MIN, Q_MAX))[..., None] * _z)
+def _gaussian(values: Function, q: Numbers, slope: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The values phi and phi' at sqrt(q) z for every point z of the rule: arrays of shape q.shape + (POINTS,)."""
+    return values(np.sqrt(np.clip(q, Q_MIN, Q_MAX))[..., None] * _z, slope)
 
 
 def activation_mean(activation: Activation, q: Numbers) -> Numbers:
     """E[phi(z)] for z ~ N(0, q): the mean a layer of this activation passes on to the next."""
-    return _gaussian(_function(activation), q)[0] @ _w
+    return _gaussian(_function(activation), q, slope=False)[0] @ _w
 
 
 def _length(values: Function, sigma_w2: Numbers, sigma_b2: Numbers, q: Numbers, centred: bool) -> np.ndarray:
-    y, _ = _gaussian(values, np.minimum(q, Q_MAX))
+    y, _ = _gaussian(values, q, slope=False)
     if centred:
         y = y - (y @ _w)[..., None]
     return sigma_w2 * (y**2 @ _w) + sigma_b2
@@ -120,13 +138,27 @@ def layer_variances(activation: Activation, sigma_w2: float, sigma_b2: float, q1
 
 
 def _fixed_point(values: Function, sigma_w2: Numbers, sigma_b2: Numbers, centred: bool) -> np.ndarray:
+    """q* for every (sigma_w2, sigma_b2), from q = 1: two steps of the map, then Aitken's extrapolation.
+
+    Where a step grows q (the map's slope there is 1 or more) no extrapolation is made; a q that
+    still grows past ``Q_GROWING`` or reaches ``Q_MAX`` has no fixed point (``inf``).
+    """
     shape = np.broadcast(sigma_w2, sigma_b2).shape
     w2, b2 = np.broadcast_to(sigma_w2, shape).ravel(), np.broadcast_to(sigma_b2, shape).ravel()
     q, moving = np.ones(w2.shape), np.ones(w2.shape, dtype=bool)
     for _ in range(MAX_LAYERS):
-        following = _length(values, w2[moving], b2[moving], q[moving], centred)
-        settled = (np.abs(following - q[moving]) <= 1e-12 * q[moving]) | (following > Q_MAX) | (following < Q_MIN)
-        q[moving] = np.where(following > Q_MAX, np.inf, following)
+        start = q[moving]
+        first = _length(values, w2[moving], b2[moving], start, centred)
+        second = _length(values, w2[moving], b2[moving], first, centred)
+        step, next_step = first - start, second - first
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = next_step / step
+            jumped = second - next_step**2 / (next_step - step)
+        shrinking = (rate < 1) & np.isfinite(jumped) & (jumped > 0)
+        following = np.where(shrinking, jumped, second)
+        grows = (following > Q_MAX) | ((following > Q_GROWING) & ~shrinking)
+        settled = grows | (np.abs(next_step) <= 1e-12 * second) | (following < Q_MIN)
+        q[moving] = np.where(grows, np.inf, following)
         moving[np.flatnonzero(moving)[settled]] = False
         if not moving.any():
             break
@@ -161,7 +193,7 @@ def _pair(values: Function, q: float, c: float, centred: bool) -> tuple[np.ndarr
     y1, d1 = values(root * _Z1)
     y2, d2 = values(root * (c * _Z1 + math.sqrt(max(0.0, 1 - c * c)) * _Z2))
     if centred:
-        mean = float(values(math.sqrt(q) * _pz)[0] @ _pw)
+        mean = float(values(math.sqrt(q) * _pz, False)[0] @ _pw)
         y1, y2 = y1 - mean, y2 - mean
     return y1, y2, d1, d2
 
@@ -243,9 +275,9 @@ def critical_sigma_w2(activation: Activation, sigma_b2: float, centred: bool = F
     """The sigma_w^2 at which chi_1 = 1 for this sigma_b^2: the critical line between order and chaos."""
     _check(1.0, sigma_b2)
     values = _function(activation)
-    low, high = math.log(1e-3), math.log(1e5)
+    low, high = math.log(1e-3), math.log(1e3)
     if _chi_1(values, math.exp(high), sigma_b2, centred) < 1:
-        raise ValueError(f"chi_1 of {activation!r} stays below 1 up to sigma_w2 = 1e5: it has no critical line")
+        raise ValueError(f"chi_1 of {activation!r} stays below 1 up to sigma_w2 = 1000: it has no critical line")
     for _ in range(40):
         middle = (low + high) / 2
         if _chi_1(values, math.exp(middle), sigma_b2, centred) < 1:
@@ -253,3 +285,61 @@ def critical_sigma_w2(activation: Activation, sigma_b2: float, centred: bool = F
         else:
             high = middle
     return math.exp((low + high) / 2)
+
+
+def mean_cosine(x: torch.Tensor) -> float:
+    """The mean cosine similarity of every pair of rows of ``x`` (images x units): 1 when all images look alike."""
+    unit = torch.nn.functional.normalize(x.flatten(1).double(), dim=1)
+    n = len(unit)
+    return float(((unit @ unit.T).sum() - n) / (n * (n - 1)))
+
+
+@torch.no_grad()
+def measured_propagation(net: torch.nn.Module, imgs: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per hidden layer of a real network, the q and c the theory speaks of, measured on a batch.
+
+    q is the mean square of a unit's pre-activation; c the mean cosine similarity of two images'
+    pre-activation vectors, over every pair of the batch.
+    """
+    from actlab.gradients import preactivations  # the lesson's hooks, imported where they are used
+
+    layers = preactivations(net, imgs)
+    return [float(pre.double().square().mean()) for pre in layers], [mean_cosine(pre) for pre in layers]
+
+
+def predicted_propagation(activation: Activation, sigma_w2: float, sigma_b2: float, q1: float, c1: float,
+                          layers: int, centred: bool = False) -> tuple[list[float], list[float]]:
+    """The theory's q and c in each of ``layers`` hidden layers, started from the first layer's measured q1 and c1."""
+    variances = layer_variances(activation, sigma_w2, sigma_b2, q1, layers, centred)
+    return variances, layer_correlations(activation, sigma_w2, sigma_b2, variances, c1, centred)
+
+
+def _slope(act: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """phi'(z), element by element, from autograd."""
+    with torch.enable_grad():
+        z = z.detach().requires_grad_()
+        (slope,) = torch.autograd.grad(act(z).sum(), z)
+    return slope
+
+
+@torch.no_grad()
+def jacobian_singular_values(net: torch.nn.Module, imgs: torch.Tensor) -> np.ndarray:
+    """The singular values of d(last hidden layer's output)/d(first hidden layer's pre-activation), over ``imgs``.
+
+    For a plain stack of linear layers and one activation (``BaseNetwork`` without normalization or
+    residual blocks): the Jacobian is the product D_L W_L ... D_2 W_2 D_1, with D_l the diagonal of
+    the activation's slopes in layer l. Such products stretch some directions and squash others;
+    dynamical isometry means that they all stay near 1 (Pennington et al. 2017).
+    """
+    from actlab.hooks import activation_modules
+
+    linears = [module for module in net.modules() if isinstance(module, torch.nn.Linear)]
+    act = activation_modules(net)[0]
+    values = []
+    for z in linears[0](imgs.flatten(1)):
+        jacobian, h = torch.diag(_slope(act, z)), act(z)
+        for linear in linears[1:-1]:
+            z = linear(h)
+            jacobian, h = _slope(act, z)[:, None] * (linear.weight @ jacobian), act(z)
+        values.append(torch.linalg.svdvals(jacobian.double()).numpy())
+    return np.concatenate(values)

@@ -10,11 +10,12 @@ from typing import Any, cast
 
 import ipywidgets as w
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from matplotlib.figure import Figure
 from typing_extensions import override
 
-from actlab import plotting
+from actlab import plotting, theory
 from actlab.activation_stats import LayerStatistics, recorded_layer
 from actlab.activations import act_fn_by_name, activation_curve, get_activation
 from actlab.gradients import INITS, fresh_network, gradient_overview, weight_gradients
@@ -398,3 +399,49 @@ class ExperimentExplorer(PlotWidget):
             return plotting.plot_message("Tick at least one activation to see its test accuracy.")
         options = {key: value for key, value in self.experiments[self.experiment.value].items() if key != "rows"}
         return plotting.plot_accuracy_by_setting(data, **options)
+
+
+class PhaseExplorer(PlotWidget):
+    """Pick an activation, whether the network cancels its mean, and the range of sigma_w^2: see its phase diagram."""
+
+    usage = ("pick an activation, tick 'cancel the mean' for a centred network, and choose how far sigma_w^2 goes, "
+             "to see where chi_1 = 1 (the critical line) lies for it. " + RUN_IT)
+
+    RANGES = (4.0, 32.0, 128.0)
+    """The largest sigma_w^2 a diagram may show: tanh and ReLU are critical below 4, sigmoid far above."""
+
+    def __init__(self, activation: str = "tanh", centred: bool = False, largest: float = 4.0,
+                 points: Mapping[str, Mapping[str, tuple[float, float]]] | None = None) -> None:
+        """``points[activation]`` marks named initializations at their (sigma_w^2, sigma_b^2) on that diagram."""
+        if largest not in self.RANGES:
+            raise ValueError(f"largest must be one of {self.RANGES}, not {largest!r}")
+        self.points = dict(points or {})
+        self.activation = _activation_dropdown(activation)
+        self.centred = w.Checkbox(value=centred, description="cancel the mean (centred)", indent=False,
+                                  layout=w.Layout(width="auto"))
+        self.largest = w.Dropdown(options=[(f"sigma_w^2 up to {v:g}", v) for v in self.RANGES], value=largest,
+                                  description="range", style=LABEL)
+        super().__init__([self.activation, self.centred, self.largest])
+        self.update()
+
+    @override
+    def update(self) -> None:
+        self._sync_options(self.activation)
+        super().update()
+
+    @override
+    def key(self) -> Hashable:
+        return self.activation.value, self.centred.value, self.largest.value
+
+    @override
+    def compute(self) -> dict:
+        sigma_w2, sigma_b2 = np.linspace(self.largest.value / 32, self.largest.value, 32), np.linspace(0, 0.5, 16)
+        chi = theory.chi_1(self.activation.value, *np.meshgrid(sigma_w2, sigma_b2), centred=self.centred.value)
+        return {"sigma_w2": sigma_w2, "sigma_b2": sigma_b2, "chi": chi}
+
+    @override
+    def draw(self, data: dict) -> Figure:
+        centred = ", centred" if self.centred.value else ""
+        return plotting.plot_phase_diagram(data["sigma_w2"], data["sigma_b2"], data["chi"],
+                                           self.points.get(self.activation.value),
+                                           title=f"{self.activation.value}{centred}: order and chaos at initialization")

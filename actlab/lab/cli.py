@@ -34,6 +34,7 @@ from actlab.lab.compare import (
 from actlab.lab.grid import GridSpecError, read_spec, run_grid
 from actlab.lab.references import REFERENCE_RUNS, train_reference
 from actlab.lab.runs import FolderBusyError
+from actlab.mean_field import MEAN_FIELD_INITS
 from actlab.network import DEFAULT_HIDDEN_SIZES, INITS, NORMS
 from actlab.training import INTERRUPTED, OPTIMIZERS, SGD_MOMENTUM, default_protocol
 
@@ -73,7 +74,8 @@ def add_compare_options(parser: argparse.ArgumentParser, quick: bool) -> None:
     parser.add_argument("--momentum", type=float, default=None, metavar="M",
                         help=f"SGD's momentum, in [0, 1) (default: {SGD_MOMENTUM}; Adam takes none)")
     parser.add_argument("--init", default="default", metavar="INIT",
-                        help="weight initialization: " + "; ".join(f"{k}: {v}" for k, v in INITS.items())
+                        help="weight initialization: " + "; ".join(f"{k}: {v}" for k, v in
+                                                                   {**INITS, **MEAN_FIELD_INITS}.items())
                         + "; gaussian-W-B: weights N(0, W/fan_in), biases N(0, B) (default: %(default)s)")
     parser.add_argument("--hidden-sizes", nargs="+", type=int, default=list(DEFAULT_HIDDEN_SIZES),
                         metavar="N", help="width of each hidden layer; their count is the depth "
