@@ -719,3 +719,22 @@ def plot_singular_values(spectra: Mapping[str, Mapping[int, np.ndarray]], title:
     fig.suptitle(title or "Singular values of the input-output Jacobian at initialization", fontsize=13)
     fig.tight_layout()
     return fig
+
+
+def plot_update_ratios(ratios: Mapping[str, Sequence[float]], title: str = "", rule: float = 1e-3) -> Figure:
+    """Each weight matrix's update-to-data ratio (how far one step moved it, relative to its size) per step.
+
+    ``rule`` draws the rule of thumb (about 1e-3) as a dotted reference line.
+    """
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    for i, (name, values) in enumerate(ratios.items()):
+        color = plt.get_cmap("viridis")(i / max(len(ratios) - 1, 1) * 0.85)
+        ax.plot(range(1, len(values) + 1), values, color=color, linestyle=LINE_STYLES[i % len(LINE_STYLES)],
+                linewidth=1.5, label=name)
+    ax.axhline(rule, color="gray", linestyle=":", label=f"rule of thumb ({rule:g})")
+    ax.set(yscale="log", xlabel="step (batch)", ylabel="|change of W in one step| / |W|",
+           title=title or "Update-to-data ratio per step")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    return fig

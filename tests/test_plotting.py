@@ -77,3 +77,22 @@ def test_lesson_figure_has_three_panels():
                                results.accuracies())
     assert len(fig.axes) == 3 and [len(ax.lines) for ax in fig.axes[:2]] == [2, 2]
     assert len(fig.axes[2].collections) == 2
+
+
+def test_theory_figures_draw_what_they_are_given():
+    maps = {"tanh": {"q": [0.1, 1.0], "q_next": [0.2, 0.9], "c": [0.0, 1.0], "c_next": [0.3, 1.0]}}
+    fig = plotting.plot_maps(maps)
+    assert [len(ax.lines) for ax in fig.axes] == [2, 2]
+    measured = {"he": {"relu": ([1.0, 1.0], [0.5, 0.9])}}
+    fig = plotting.plot_propagation(measured, measured)
+    assert len(fig.axes) == 2 and fig.axes[0].get_yscale() == "log"
+    chi = np.array([[0.5, 2.0], [0.4, 1.5]])
+    fig = plotting.plot_phase_diagram([1.0, 3.0], [0.0, 0.1], chi, {"he": (2.0, 0.0)})
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["critical line (chi_1 = 1)", "he"]
+    accuracy = np.array([[80.0, np.nan], [10.0, 60.0]])
+    fig = plotting.plot_trainable_depth([1.0, 2.0], [10, 20], accuracy, [1.0, 2.0], [15.0, 50.0])
+    assert {t.get_text() for t in fig.axes[0].texts} == {"80", "nan", "10", "60"}
+    fig = plotting.plot_singular_values({"tanh": {4: np.array([0.5, 1.0]), 16: np.array([1e-3, 2.0])}})
+    assert len(fig.axes[0].patches) == 2
+    fig = plotting.plot_update_ratios({"layer 1": [1e-3, 2e-3]})
+    assert fig.axes[0].get_yscale() == "log" and len(fig.axes[0].lines) == 2

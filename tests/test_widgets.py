@@ -5,7 +5,7 @@ import torch
 from actlab.activations import ActivationFunction, Param, act_fn_by_name, get_activation, register_activation
 from actlab.gradients import first_batch
 from actlab.training import History
-from actlab.widgets import ActivationExplorer, CurveChooser, DepthExplorer, GradientExplorer
+from actlab.widgets import ActivationExplorer, CurveChooser, DepthExplorer, GradientExplorer, PhaseExplorer
 
 matplotlib.use("Agg")
 
@@ -219,3 +219,22 @@ def test_experiment_explorer_filters_activations_and_switches_experiments():
     explorer.boxes["relu"].value = False
     assert explorer.error is None and explorer.data == []
     assert "Tick at least one activation" in explorer.figure.axes[0].texts[0].get_text()
+
+
+def test_phase_explorer_follows_its_controls(cube):
+    explorer = PhaseExplorer("tanh", points={"tanh": {"critical": (1.76, 0.05)}})
+    chi = explorer.data["chi"]
+    assert chi.shape == (16, 32) and explorer.data["sigma_w2"][-1] == 4.0
+    assert chi[0, 0] < 1 < chi[0, -1]
+    assert any(text.get_text() == "critical" for text in explorer.figure.axes[0].get_legend().get_texts())
+    explorer.activation.value = "relu"
+    assert explorer.data["chi"] == pytest.approx(explorer.data["sigma_w2"][None, :] / 2 + 0 * explorer.data["chi"])
+    explorer.largest.value = 128.0
+    explorer.activation.value = "sigmoid"
+    plain = explorer.data["chi"]
+    explorer.centred.value = True
+    assert (explorer.data["chi"] != plain).any() and "centred" in explorer.figure.axes[0].get_title()
+    explorer.activation.value = "cube"
+    assert explorer.error is None and explorer.data["chi"].shape == (16, 32)
+    with pytest.raises(ValueError, match="largest must be one of"):
+        PhaseExplorer(largest=5.0)
