@@ -171,3 +171,45 @@ def test_critical_inits_refuse_normalized_or_residual_networks():
         initialize(BaseNetwork(get_activation("tanh"), hidden_sizes=[64, 64], norm="batch"), "critical")
     with pytest.raises(ValueError, match="plain stacks"):
         initialize(BaseNetwork(get_activation("tanh"), hidden_sizes=[64, 64], residual=True), "gaussian-1.0-0.0")
+
+
+def test_init_variances_name_the_scale_of_every_initialization():
+    from actlab.mean_field import init_variances
+
+    assert init_variances("default", "tanh") == pytest.approx((1 / 3, 1 / 768, False))
+    assert init_variances("he", "relu") == (2.0, 0.0, False)
+    assert init_variances("glorot", "sigmoid")[0] == pytest.approx(16.0)
+    assert init_variances("gaussian-1.5-0.2", "tanh") == (1.5, 0.2, False)
+    sigma_w2, sigma_b2, centred = init_variances("critical", "sigmoid")
+    assert centred and sigma_b2 == 0.05 and theory.chi_1("sigmoid", sigma_w2, sigma_b2, True) == pytest.approx(1)
+
+
+def test_measured_propagation_reads_q_and_c_off_the_pre_activations():
+    set_seed(0)
+    net = BaseNetwork(get_activation("tanh"), input_size=20, hidden_sizes=[16, 16])
+    x = torch.randn(5, 20)
+    q, c = theory.measured_propagation(net, x)
+    z1 = net.layers[0](x)
+    assert q[0] == pytest.approx(z1.square().mean().item(), rel=1e-5)
+    unit = z1 / z1.norm(dim=1, keepdim=True)
+    pairs = [(unit[i] @ unit[j]).item() for i in range(5) for j in range(5) if i != j]
+    assert c[0] == pytest.approx(sum(pairs) / len(pairs), rel=1e-5)
+
+
+def test_jacobian_singular_values_match_autograd():
+    set_seed(0)
+    net = BaseNetwork(get_activation("tanh"), input_size=12, hidden_sizes=[8, 8, 8])
+    x = torch.randn(2, 12)
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+
+    def hidden(z):
+        h = torch.tanh(z)
+        for linear in linears[1:-1]:
+            h = torch.tanh(linear(h))
+        return h
+
+    with torch.no_grad():
+        starts = linears[0](x)
+    expected = np.concatenate([torch.linalg.svdvals(torch.autograd.functional.jacobian(hidden, z)).numpy()
+                               for z in starts])
+    assert theory.jacobian_singular_values(net, x) == pytest.approx(expected, rel=1e-4, abs=1e-6)
