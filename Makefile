@@ -34,11 +34,8 @@ test: data $(DEV_STAMP)
 run: data
 	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=$(CELL_TIMEOUT) \
 		--ExecutePreprocessor.record_timing=False notebooks/*.ipynb
+	$(BIN)/jupyter nbconvert --to notebook --inplace --CoalesceStreamsPreprocessor.enabled=True notebooks/*.ipynb
 	$(BIN)/python -m actlab.lab.edition
-	$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=$(CELL_TIMEOUT) \
-		--ExecutePreprocessor.record_timing=False notebooks/zh/*.ipynb
-	$(BIN)/jupyter nbconvert --to notebook --inplace --CoalesceStreamsPreprocessor.enabled=True \
-		notebooks/*.ipynb notebooks/zh/*.ipynb
 
 zh: $(STAMP)
 	$(BIN)/python -m actlab.lab.edition
