@@ -263,7 +263,7 @@ def depth_scales(activation: Activation, sigma_w2: float, sigma_b2: float, centr
 
 
 def _scale(chi: float) -> float:
-    return math.inf if not 0 < chi < 1 - 1e-9 else -1 / math.log(chi)
+    return math.inf if not 0 < chi < 1 - 1e-6 else -1 / math.log(chi)
 
 
 def depth_scale(activation: Activation, sigma_w2: float, sigma_b2: float, centred: bool = False) -> float:
