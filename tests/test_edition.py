@@ -70,3 +70,36 @@ def test_a_changed_english_cell_is_named(tmp_path, monkeypatch):
         edition.build(notebook, translation)
     del translation[cell["id"]]
     assert edition.problems(notebook, translation)[0].reason == "no translation"
+
+
+def numbers(text: str) -> list[str]:
+    """The numbers of a text, thousands separators dropped: ``50,000`` and ``50000`` are one number."""
+    return sorted(re.findall(r"\d+(?:\.\d+)?", re.sub(r"(?<=\d),(?=\d{3})", "", text)))
+
+
+@pytest.mark.parametrize("notebook", ENGLISH, ids=lambda p: p.name)
+def test_every_number_of_a_translation_is_the_english_cells(notebook):
+    english = {c["id"]: edition.cell_text(c) for c in json.loads(notebook.read_text())["cells"]}
+    wrong = [(cell_id, sorted(set(numbers(entry["zh"])) ^ set(numbers(english[cell_id]))))
+             for cell_id, entry in edition.read_translation(notebook).items()
+             if cell_id in english and set(numbers(entry["zh"])) != set(numbers(english[cell_id]))]
+    assert not wrong, f"{notebook.name}: numbers that only one edition has, by cell: {wrong}"
+
+
+def test_the_number_check_catches_a_changed_number():
+    assert set(numbers("准确率为 88.70%，共 50,000 张")) != set(numbers("an accuracy of 88.07% on 50,000 images"))
+    assert set(numbers("准确率为 88.70%，共 50000 张")) == set(numbers("an accuracy of 88.70% on 50,000 images"))
+
+
+@pytest.mark.parametrize("notebook", ENGLISH, ids=lambda p: p.name)
+def test_no_translation_of_a_cell_that_is_gone(notebook):
+    markdown = {c["id"] for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "markdown"}
+    orphans = sorted(set(edition.read_translation(notebook)) - markdown)
+    assert not orphans, f"{edition.translation_file(notebook).name} translates cells that no longer exist: {orphans}"
+
+
+@pytest.mark.parametrize("notebook", ENGLISH, ids=lambda p: p.name)
+def test_the_chinese_outputs_are_the_english_runs(notebook):
+    english = [c.get("outputs") for c in json.loads(notebook.read_text())["cells"]]
+    chinese = [c.get("outputs") for c in json.loads((edition.CHINESE / notebook.name).read_text())["cells"]]
+    assert chinese == english, f"run `make zh` for {notebook.name}"
