@@ -94,7 +94,13 @@ class PlotWidget:
             self._quiet = False
 
     def update(self) -> None:
-        """Show the plot of the current state: from the cache, or computed and drawn now."""
+        """Show the plot of the current state: from the cache, or computed and drawn now.
+
+        A widget with an ``activation`` dropdown first offers every activation registered so far.
+        """
+        dropdown = getattr(self, "activation", None)
+        if isinstance(dropdown, w.Dropdown):
+            self._sync_options(dropdown)
         key = self.key()
         if key not in self._cache:
             self.status.value = BUSY
@@ -234,11 +240,6 @@ class GradientExplorer(PlotWidget):
         self.activation = _activation_dropdown(activation)
         super().__init__([self.activation])
         self.update()
-
-    @override
-    def update(self) -> None:
-        self._sync_options(self.activation)
-        super().update()
 
     @override
     def key(self) -> Hashable:
@@ -423,11 +424,6 @@ class PhaseExplorer(PlotWidget):
                                   description="range", style=LABEL)
         super().__init__([self.activation, self.centred, self.largest])
         self.update()
-
-    @override
-    def update(self) -> None:
-        self._sync_options(self.activation)
-        super().update()
 
     @override
     def key(self) -> Hashable:
