@@ -125,6 +125,25 @@ def free_cores() -> int | None:
     return max(1, len(os.sched_getaffinity(0)) - busy)
 
 
+def thread_request() -> int | str | None:
+    """What ``ACTLAB_THREADS`` asks for: a number of threads, ``"free"``, or None when it is unset.
+
+    A number must be a whole number from 1 to the machine's CPU count; anything else is refused
+    with a ``ValueError`` that names the setting, so a typo never silently falls back to the default.
+    """
+    raw = os.environ.get(THREADS_ENV, "")
+    value = raw.strip().lower()
+    if not value:
+        return None
+    if value == "free":
+        return value
+    cpus = os.cpu_count() or 1
+    if value.isascii() and value.isdecimal() and 1 <= int(value) <= cpus:
+        return int(value)
+    raise ValueError(f"{THREADS_ENV}={raw!r} must be a whole number of threads from 1 to {cpus} (this machine's "
+                     "CPUs), or 'free' for the cores other processes leave free; unset, torch's default")
+
+
 def use_free_cores() -> int:
     """Set torch's threads as ``ACTLAB_THREADS`` asks, and return how many it uses.
 
@@ -134,8 +153,8 @@ def use_free_cores() -> int:
     from slowing training down several times over, at the price that a run's last digits then depend
     on the load (a different thread count sums in a different order).
     """
-    chosen = os.environ.get(THREADS_ENV, "").strip().lower()
-    threads = free_cores() if chosen == "free" else int(chosen) if chosen.isdigit() and int(chosen) > 0 else None
+    chosen = thread_request()
+    threads = free_cores() if chosen == "free" else chosen if isinstance(chosen, int) else None
     if threads is not None and threads != torch.get_num_threads():
         torch.set_num_threads(threads)
     return torch.get_num_threads()

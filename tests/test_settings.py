@@ -95,6 +95,26 @@ def test_threads_stay_torchs_default_unless_asked(monkeypatch):
         torch.set_num_threads(default)
 
 
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "1.5", "²", "50000", " 2 threads"])
+def test_a_thread_setting_that_is_no_count_is_refused(monkeypatch, value):
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("ACTLAB_THREADS", value)
+    with pytest.raises(ValueError, match="ACTLAB_THREADS=.* must be a whole number of threads from 1 to"):
+        settings.use_free_cores()
+    assert torch.get_num_threads() == before
+
+
+def test_a_thread_setting_is_read_as_asked(monkeypatch):
+    monkeypatch.setenv("ACTLAB_THREADS", " FREE ")
+    assert settings.thread_request() == "free"
+    monkeypatch.setenv("ACTLAB_THREADS", "1")
+    assert settings.thread_request() == 1
+    monkeypatch.setenv("ACTLAB_THREADS", "")
+    assert settings.thread_request() is None
+
+
 def test_free_cores_leave_out_a_busy_neighbour(monkeypatch):
     import subprocess
     import sys
