@@ -40,6 +40,8 @@ Even, so that no point falls on z = 0, where ReLU's slope jumps; evenly spaced, 
 activation stays resolved at a large variance."""
 PAIR_POINTS = 300
 """Points per axis of the rule for a pair of images (300 x 300 over [-8, 8]^2)."""
+CHUNK = 16_384
+"""The most points given to the activation at once: small pieces keep a phase diagram's memory flat."""
 Q_MAX = 1e8
 """A variance above this counts as growing without bound: the length map has no fixed point."""
 Q_GROWING = 1e4
@@ -72,12 +74,17 @@ def _function(activation: Activation) -> Function:
     if not isinstance(module, ActivationFunction):
         raise TypeError(f"an activation is a registered name or an ActivationFunction, not {activation!r}")
 
-    def values(x: np.ndarray, slope: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def part(x: np.ndarray, slope: bool) -> tuple[np.ndarray, np.ndarray]:
         points = torch.tensor(x, dtype=torch.float64, requires_grad=slope)
         with one_thread(), torch.enable_grad() if slope else torch.no_grad():
             y = module(points)
             dy = torch.autograd.grad(y.sum(), points)[0].numpy() if slope else np.empty(0)
         return y.detach().numpy(), dy
+
+    def values(x: np.ndarray, slope: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        pieces = [part(piece, slope) for piece in np.array_split(x.ravel(), max(1, x.size // CHUNK))]
+        y = np.concatenate([piece[0] for piece in pieces]).reshape(x.shape)
+        return y, np.concatenate([piece[1] for piece in pieces]).reshape(x.shape) if slope else np.empty(0)
 
     return values
 
