@@ -179,10 +179,8 @@ def length_fixed_point(activation: Activation, sigma_w2: Numbers, sigma_b2: Numb
     return _fixed_point(_function(activation), sigma_w2, sigma_b2, centred)[()]
 
 
-def _chi_1(values: Function, sigma_w2: Numbers, sigma_b2: Numbers, centred: bool,
-           q: Numbers | None = None) -> np.ndarray:
-    """chi_1 at the fixed point, or at ``q`` where the caller has found it already."""
-    q = _fixed_point(values, sigma_w2, sigma_b2, centred) if q is None else q
+def _chi_1(values: Function, sigma_w2: Numbers, sigma_b2: Numbers, centred: bool) -> np.ndarray:
+    q = _fixed_point(values, sigma_w2, sigma_b2, centred)
     _, slope = _gaussian(values, np.minimum(q, Q_MAX))
     return sigma_w2 * (slope**2 @ _w)
 
@@ -233,9 +231,9 @@ def correlation_fixed_point(activation: Activation, sigma_w2: float, sigma_b2: f
     """c*: 1 in the ordered phase (chi_1 <= 1), else the correlation below 1 at which the map settles."""
     _check(sigma_w2, sigma_b2)
     values = _function(activation)
-    q = min(float(_fixed_point(values, sigma_w2, sigma_b2, centred)), Q_MAX)
-    if _chi_1(values, sigma_w2, sigma_b2, centred, q) <= 1:
+    if _chi_1(values, sigma_w2, sigma_b2, centred) <= 1:
         return 1.0
+    q = min(float(_fixed_point(values, sigma_w2, sigma_b2, centred)), Q_MAX)
     low, high = -1.0, 1.0 - 1e-9
     for _ in range(50):
         middle = (low + high) / 2
