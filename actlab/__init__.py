@@ -5,8 +5,13 @@ statistics, plots and widgets. ``actlab.lab`` holds the lab around it (kept runs
 grids, the reference networks, the command line); the lesson never imports it.
 
 The names follow the source tutorial, so the notebooks and the article read side by side.
+Importing it sizes torch's threads to the CPUs this process may use (``actlab.threads``); a bad
+``ACTLAB_THREADS`` is reported where the threads are next needed.
 """
 
+import contextlib
+
+from actlab import threads
 from actlab.activations import (
     ActivationFunction,
     Param,
@@ -47,3 +52,6 @@ __all__ = [
     "test_model",
     "visualize_gradients",
 ]
+
+with contextlib.suppress(ValueError):
+    threads.size_threads()

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from actlab import settings
+from actlab import settings, threads
 
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 FILES = {
@@ -255,7 +255,8 @@ class TensorLoader:
 
     ``transform``, if given, is applied to each batch of images (a whole batch at once). Each pass
     over a shuffled loader draws a fresh permutation from its own seeded generator, so epochs
-    differ from each other but a run repeats exactly.
+    differ from each other but a run repeats exactly. On the CPU each pass first sizes torch's threads
+    to the cores free for it (``actlab.threads``).
     """
 
     def __init__(
@@ -279,6 +280,8 @@ class TensorLoader:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.labels.device.type == "cpu":
+            threads.size_threads()
         order = None
         if self.shuffle:
             order = torch.randperm(len(self.labels), generator=self.generator).to(self.labels.device)

@@ -7,8 +7,9 @@ from typing import Any
 
 from IPython.display import Code
 
+from actlab import threads
 from actlab.data import FashionMNISTData
-from actlab.settings import quick_mode, use_free_cores
+from actlab.settings import quick_mode
 
 
 def show_source(obj: Any) -> Code:
@@ -21,6 +22,5 @@ def mode_line(data: FashionMNISTData) -> str:
     sizes = f"{len(data.train):,} training, {len(data.val):,} validation and {len(data.test):,} test images"
     mode = "QUICK MODE (a test-sized run, not the real experiment)" if quick_mode() else "full mode"
     device = data.train.labels.device
-    threads = f" with {use_free_cores()} thread(s) (ACTLAB_THREADS=free uses only the free cores)" \
-        if device.type == "cpu" else ""
-    return f"{mode}: {sizes}, on {device}{threads}"
+    used = f" with {threads.describe(threads.choose_threads())}" if device.type == "cpu" else ""
+    return f"{mode}: {sizes}, on {device}{used}"

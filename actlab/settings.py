@@ -14,7 +14,6 @@ SAVED_MODELS = REPO_ROOT / "saved_models"
 """Reference checkpoints and results of full-scale runs, shipped with the repository."""
 
 QUICK_ENV = "ACTLAB_QUICK"
-THREADS_ENV = "ACTLAB_THREADS"
 DATA_ENV = "ACTLAB_DATA"
 CACHE_ENV = "ACTLAB_CACHE"
 QUICK_ON = ("1", "on", "yes", "true")
@@ -96,65 +95,3 @@ def results_dir() -> Path:
     The two modes never share a folder, so a quick run cannot mix with or replace a full one.
     """
     return Path("results") / ("quick" if quick_mode() else "full")
-
-
-def _runnable_elsewhere() -> int | None:
-    """How many threads of other processes are running or waiting for a core now; None where /proc is missing."""
-    own = str(os.getpid())
-    try:
-        tasks = Path("/proc").glob("[0-9]*/task/[0-9]*/stat")
-        count = 0
-        for task in tasks:
-            if task.parts[2] == own:
-                continue
-            try:
-                stat = task.read_bytes()
-            except OSError:
-                continue
-            count += stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"R"
-        return count
-    except OSError:
-        return None
-
-
-def free_cores() -> int | None:
-    """The cores that other processes leave free now (at least 1), or None where that cannot be told."""
-    busy = _runnable_elsewhere()
-    if busy is None:
-        return None
-    return max(1, len(os.sched_getaffinity(0)) - busy)
-
-
-def thread_request() -> int | str | None:
-    """What ``ACTLAB_THREADS`` asks for: a number of threads, ``"free"``, or None when it is unset.
-
-    A number must be a whole number from 1 to the machine's CPU count; anything else is refused
-    with a ``ValueError`` that names the setting, so a typo never silently falls back to the default.
-    """
-    raw = os.environ.get(THREADS_ENV, "")
-    value = raw.strip().lower()
-    if not value:
-        return None
-    if value == "free":
-        return value
-    cpus = os.cpu_count() or 1
-    if value.isascii() and value.isdecimal() and 1 <= int(value) <= cpus:
-        return int(value)
-    raise ValueError(f"{THREADS_ENV}={raw!r} must be a whole number of threads from 1 to {cpus} (this machine's "
-                     "CPUs), or 'free' for the cores other processes leave free; unset, torch's default")
-
-
-def use_free_cores() -> int:
-    """Set torch's threads as ``ACTLAB_THREADS`` asks, and return how many it uses.
-
-    Unset: torch's own default (one thread per core), the same every time, so the same seed gives
-    the same numbers. A number: that many threads. ``free``: as many threads as there are cores that
-    other processes leave free right now, which keeps a shared machine (a classroom server, Binder)
-    from slowing training down several times over, at the price that a run's last digits then depend
-    on the load (a different thread count sums in a different order).
-    """
-    chosen = thread_request()
-    threads = free_cores() if chosen == "free" else chosen if isinstance(chosen, int) else None
-    if threads is not None and threads != torch.get_num_threads():
-        torch.set_num_threads(threads)
-    return torch.get_num_threads()

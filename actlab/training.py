@@ -1,9 +1,7 @@
 """Training and evaluation: the source's protocol (SGD, early stopping, the best epoch kept), for any network.
 
 ``fit`` trains, and only trains: it reads and writes no file and draws no weights. Whatever should
-happen after an epoch (saving a checkpoint, say) is passed to it as ``on_epoch``. Each epoch takes
-its threads from ``settings.use_free_cores``: torch's default unless ``ACTLAB_THREADS`` asks for a
-number, or for the cores that other processes leave free (``free``, for shared machines).
+happen after an epoch (saving a checkpoint, say) is passed to it as ``on_epoch``.
 """
 
 from __future__ import annotations
@@ -247,7 +245,6 @@ def fit(net: nn.Module, data: FashionMNISTData, protocol: Protocol, *, seed: int
         observe(monitor, net, history)
         with tqdm(range(1, protocol.max_epochs + 1), desc=name, unit="epoch", disable=not progress) as bar:
             for epoch in bar:
-                settings.use_free_cores()
                 train_loss, train_acc = train_epoch(net, loader, optimizer)
                 val_loss, val_acc = evaluate(net, data.val)
                 if not math.isfinite(val_loss):

@@ -1,4 +1,3 @@
-import os
 from pathlib import Path
 
 import pytest
@@ -80,53 +79,3 @@ def test_seeds_outside_what_every_generator_takes_are_refused(seed):
 def test_the_extreme_seeds_work():
     for seed in (0, settings.MAX_SEED):
         settings.set_seed(seed)
-
-
-def test_threads_stay_torchs_default_unless_asked(monkeypatch):
-    import torch
-
-    default = torch.get_num_threads()
-    monkeypatch.delenv("ACTLAB_THREADS", raising=False)
-    assert settings.use_free_cores() == default
-    monkeypatch.setenv("ACTLAB_THREADS", "1")
-    try:
-        assert settings.use_free_cores() == 1 == torch.get_num_threads()
-    finally:
-        torch.set_num_threads(default)
-
-
-@pytest.mark.parametrize("value", ["abc", "-1", "0", "1.5", "²", "50000", " 2 threads"])
-def test_a_thread_setting_that_is_no_count_is_refused(monkeypatch, value):
-    import torch
-
-    before = torch.get_num_threads()
-    monkeypatch.setenv("ACTLAB_THREADS", value)
-    with pytest.raises(ValueError, match="ACTLAB_THREADS=.* must be a whole number of threads from 1 to"):
-        settings.use_free_cores()
-    assert torch.get_num_threads() == before
-
-
-def test_a_thread_setting_is_read_as_asked(monkeypatch):
-    monkeypatch.setenv("ACTLAB_THREADS", " FREE ")
-    assert settings.thread_request() == "free"
-    monkeypatch.setenv("ACTLAB_THREADS", "1")
-    assert settings.thread_request() == 1
-    monkeypatch.setenv("ACTLAB_THREADS", "")
-    assert settings.thread_request() is None
-
-
-def test_free_cores_leave_out_a_busy_neighbour(monkeypatch):
-    import subprocess
-    import sys
-    import time
-
-    quiet = settings.free_cores()
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        time.sleep(0.3)
-        busy = min(settings.free_cores() for _ in range(5))
-    finally:
-        spinner.kill()
-        spinner.wait()
-    assert quiet is not None and 1 <= busy <= quiet
-    assert busy < len(os.sched_getaffinity(0)) or busy == 1

@@ -58,7 +58,8 @@ def test_trains_and_keeps_the_best_epoch(tmp_path, small_data):
                                                           "m.tar"]
 
 
-def test_the_record_holds_network_protocol_seed_data_and_status(tmp_path, small_data):
+def test_the_record_holds_network_protocol_seed_data_status_and_threads(tmp_path, small_data, monkeypatch):
+    monkeypatch.setenv("ACTLAB_THREADS", "1")
     net = fresh()
     train_model(net, "m", max_epochs=2, model_path=tmp_path, data=small_data, seed=7, **FAST)
     record = json.loads((tmp_path / "m.run.json").read_text())
@@ -70,6 +71,7 @@ def test_the_record_holds_network_protocol_seed_data_and_status(tmp_path, small_
         "seed": 7,
         "data": {"subset": "custom", "train_size": 1024, "val_size": 512, "test_size": 512},
         "status": "finished",
+        "threads": [1],
     }
 
 

@@ -129,6 +129,8 @@ class RunRecord:
     seed: int
     data: DataSpec
     status: str = RUNNING
+    threads: tuple[int, ...] = ()
+    """The CPU thread counts its epochs used (none on a GPU): a different count can change the last digits."""
 
     def __post_init__(self) -> None:
         check_config(self.network)
@@ -136,9 +138,11 @@ class RunRecord:
         check_seed(self.seed)
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {self.status!r}")
+        if not all(type(count) is int and count > 0 for count in self.threads):
+            raise ValueError(f"threads must be positive whole numbers, not {self.threads!r}")
 
     def request(self) -> dict:
-        """Everything that must match for this run to stand for another request: all but the status."""
+        """Everything that must match for this run to stand for another request: all but status and threads."""
         return {"network": self.network, "protocol": {**self.protocol.to_dict(), "init": self.init},
                 "seed": self.seed, "data": asdict(self.data)}
 
@@ -148,14 +152,17 @@ class RunRecord:
 
     def to_dict(self) -> dict:
         """The record as plain JSON values, as ``<name>.run.json`` holds it."""
-        return {"format": RECORD_FORMAT, **self.request(), "status": self.status}
+        return {"format": RECORD_FORMAT, **self.request(), "status": self.status, "threads": list(self.threads)}
 
     @classmethod
     def from_dict(cls, values: object) -> RunRecord:
         """The record that ``to_dict`` gave ``values``; a ``ValueError`` that says what is wrong for anything else."""
         expected = {"format", "network", "protocol", "seed", "data", "status"}
-        if not isinstance(values, dict) or set(values) != expected or values["format"] != RECORD_FORMAT:
-            raise ValueError(f"a run record of format {RECORD_FORMAT} holds exactly {', '.join(sorted(expected))}")
+        if not isinstance(values, dict) or set(values) - {"threads"} != expected or values["format"] != RECORD_FORMAT:
+            raise ValueError(f"a run record of format {RECORD_FORMAT} holds exactly {', '.join(sorted(expected))}"
+                             " (and threads)")
+        if not isinstance(values.get("threads", []), list):
+            raise ValueError("threads must be a list of thread counts")
         protocol, data = values["protocol"], values["data"]
         if not isinstance(protocol, dict) or not isinstance(data, dict):
             raise ValueError("protocol and data must be objects")
@@ -164,7 +171,7 @@ class RunRecord:
         try:
             from_config(values["network"]["act_fn"])
             return cls(values["network"], Protocol(**protocol), init, values["seed"], DataSpec(**data),
-                       values["status"])
+                       values["status"], tuple(values.get("threads", [])))
         except (TypeError, KeyError) as err:
             raise ValueError(str(err)) from err
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from torch import nn
 
-from actlab import settings
+from actlab import settings, threads
 from actlab.checkpoints import CheckpointError, CheckpointMismatchError, load_model, read_checkpoint
 from actlab.data import FashionMNISTData, load_fashion_mnist
 from actlab.lab.runs import DIVERGED, FINISHED, INTERRUPTED, DataSpec, RunFiles, RunRecord, folder_lock
@@ -114,11 +114,12 @@ def _train(net: BaseNetwork, files: RunFiles, request: RunRecord, data: FashionM
     def save_best(_: nn.Module, history: History, improved: bool) -> None:
         files.save_epoch(history, best=net if improved else None)
 
-    try:
-        history = fit(net, data, protocol, seed=seed, name=model_name, monitor=monitor, on_epoch=save_best,
-                      progress=progress)
-    except KeyboardInterrupt:  # arrived before fit's own loop began
-        history = History(model_name, stop_reason=INTERRUPTED)
+    with threads.tally() as counts:
+        try:
+            history = fit(net, data, protocol, seed=seed, name=model_name, monitor=monitor, on_epoch=save_best,
+                          progress=progress)
+        except KeyboardInterrupt:  # arrived before fit's own loop began
+            history = History(model_name, stop_reason=INTERRUPTED)
     status = _status(history)
     if status == INTERRUPTED:
         print(f"{model_name}: interrupted after {history.epochs} epoch(s); the best checkpoint is kept.")
@@ -127,7 +128,7 @@ def _train(net: BaseNetwork, files: RunFiles, request: RunRecord, data: FashionM
                       "best checkpoint so far is kept.", RuntimeWarning, stacklevel=4)
     if history.best_epoch:
         history.test_acc = evaluate(net, data.test)[1]
-    record = replace(request, status=status)
+    record = replace(request, status=status, threads=tuple(sorted(counts)) if data.train.labels.is_cpu else ())
     files.finish(history, record)
     return history, record
 
