@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
+import seaborn as sns
 import torch
 from matplotlib.figure import Figure
 
@@ -191,19 +193,33 @@ def _smoothed_density(values: np.ndarray, grid_size: int = 512) -> tuple[np.ndar
     return (edges[:-1] + edges[1:]) / 2, density
 
 
+def _scaled(values: np.ndarray) -> tuple[np.ndarray, str]:
+    """``values`` in units of a power of ten when they are very small or large, and that unit in words for a label."""
+    largest = float(np.abs(values).max()) if values.size else 0.0
+    exponent = math.floor(math.log10(largest)) if largest > 0 else 0
+    if -2 <= exponent <= 2:
+        return values, ""
+    return values / 10.0**exponent, f" (x 1e{exponent})"
+
+
 def plot_gradient_histograms(grads: Mapping[str, np.ndarray], activation: str, color: str | None = None) -> Figure:
-    """The source's figure: a histogram with a density curve of the gradient of each weight matrix."""
+    """The source's figure: a histogram with a density curve of the gradient of each weight matrix.
+
+    The curve is a Gaussian kernel density computed in linear time (seaborn's own KDE takes seconds
+    on a million gradients); a tiny or huge scale goes into the axis label, not above the axis.
+    """
     color = color or activation_style(activation)["color"]
-    fig, axes = plt.subplots(1, len(grads), figsize=(min(WIDTH, len(grads) * 2.4), 2.6))
-    for ax, (name, values) in zip(np.atleast_1d(axes), grads.items()):
-        edges = ax.hist(values, bins=30, color=color, alpha=0.6, edgecolor="white", linewidth=0.5)[1]
+    fig, axes = plt.subplots(1, len(grads), figsize=(min(WIDTH, len(grads) * 2.4), 2.8))
+    for ax, (name, raw) in zip(np.atleast_1d(axes), grads.items()):
+        values, unit = _scaled(np.asarray(raw, dtype=np.float64))
+        sns.histplot(values, bins=30, color=color, alpha=0.6, edgecolor="white", linewidth=0.5, ax=ax)
         if values.std() > 0:
+            edges = np.histogram_bin_edges(values, bins=30)
             centres, density = _smoothed_density(values)
             ax.plot(centres, density * len(values) * (edges[1] - edges[0]), color=color, linewidth=1.5)
-        ax.set(title=name, xlabel="gradient", ylabel="count" if ax is np.atleast_1d(axes)[0] else None)
-        ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 2))
-    fig.suptitle(f"Gradient distribution per weight matrix, activation {activation}", fontsize=14, y=1.06)
-    fig.subplots_adjust(wspace=0.45)
+        ax.set(title=name, xlabel=f"gradient{unit}", ylabel="count" if ax is np.atleast_1d(axes)[0] else "")
+    fig.suptitle(f"Gradient distribution per weight matrix, activation {activation}", fontsize=14, y=1.04)
+    fig.tight_layout()
     return fig
 
 
@@ -338,22 +354,26 @@ def plot_seed_summary(accuracies: Mapping[str, Sequence[float | None]], failed: 
     """
     names = list(accuracies)
     measured = {name: [100 * acc for acc in accuracies[name] if acc is not None] for name in names}
-    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 4.2))
+    palette = {name: activation_style(name)["color"] for name in names}
     learned = [name for name in names if failed[name] == 0]
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 4.2))
     for ax, shown in zip(axes, (names, learned)):
-        for i, name in enumerate(names):
-            if name not in shown:
-                continue
-            accs = measured[name]
-            if failed[name] == 0 and accs:
-                std = float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0
-                ax.bar(i, float(np.mean(accs)), yerr=std, capsize=6, color=activation_style(name)["color"], alpha=0.7)
-            else:
+        dots = [(name, acc) for name in shown for acc in measured[name]]
+        if not dots:
+            continue
+        x, y = [name for name, _ in dots], [acc for _, acc in dots]
+        sns.stripplot(x=x, y=y, hue=x, order=shown, palette=palette, jitter=0.15, size=5, edgecolor="black",
+                      linewidth=0.6, legend=False, ax=ax, zorder=3)
+        means = [(name, acc) for name, acc in dots if name in learned]
+        if means:
+            sns.pointplot(x=[name for name, _ in means], y=[acc for _, acc in means], order=shown, errorbar="sd",
+                          color="black", markers="D", markersize=5, linestyle="none", capsize=0.2,
+                          err_kws={"linewidth": 1.5}, ax=ax)
+        for i, name in enumerate(shown):
+            if failed[name]:
                 ax.annotate(f"{failed[name]} of {len(accuracies[name])}\ndid not learn",
-                            (i, max(accs, default=100 * CHANCE)), xytext=(0, 8), textcoords="offset points",
-                            ha="center", fontsize=9)
-            ax.scatter(i + np.linspace(-0.15, 0.15, len(accs)), accs, color="black", s=12, zorder=3)
-        ax.set_xticks([names.index(name) for name in shown], shown)
+                            (i, max(measured[name], default=100 * CHANCE)), xytext=(0, 8),
+                            textcoords="offset points", ha="center", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
     good = [acc for name in learned for acc in measured[name]]
     axes[0].axhline(100 * CHANCE, color="gray", linestyle=":", label="chance (10%)")
@@ -558,6 +578,49 @@ def plot_accuracy_by_setting(rows: Sequence[Mapping], setting: str, panels: str 
     return fig
 
 
+def _ordered(values: Sequence) -> list:
+    """The distinct values, sorted when all are numbers, otherwise in the order met."""
+    distinct = list(dict.fromkeys(values))
+    return sorted(distinct) if all(isinstance(v, (int, float)) for v in distinct) else distinct
+
+
+def plot_accuracy_heatmap(rows: Sequence[Mapping], across: str, down: str = "activation", panels: str | None = None,
+                          title: str = "") -> Figure:
+    """Test accuracy (%) as annotated heatmaps: one column per value of ``across``, one row per value of ``down``.
+
+    ``rows`` are runs as ``compare.experiment_rows`` gives them; ``panels`` splits them by another
+    setting, one heatmap per value. A cell is the mean over its runs (seeds); a cell whose runs have
+    no test accuracy (they diverged) is grey and says so.
+    """
+    panel_values = _ordered([row[panels] for row in rows]) if panels else [None]
+    columns, lines = _ordered([row[across] for row in rows]), _ordered([row[down] for row in rows])
+    fig, axes = plt.subplots(1, len(panel_values), figsize=(min(WIDTH, 1.2 + len(panel_values) *
+                                                              (1.4 + 0.75 * len(columns))), 1.6 + 0.5 * len(lines)),
+                             squeeze=False)
+    for k, (ax, panel) in enumerate(zip(axes.flat, panel_values)):
+        accuracy = np.full((len(lines), len(columns)), np.nan)
+        for (i, line), (j, column) in itertools.product(enumerate(lines), enumerate(columns)):
+            accs = [100 * r["test_acc"] for r in rows if r[down] == line and r[across] == column
+                    and (panels is None or r[panels] == panel) and r["test_acc"] is not None]
+            accuracy[i, j] = np.mean(accs) if accs else np.nan
+        ax.set_facecolor("#DDDDDD")
+        sns.heatmap(accuracy, ax=ax, annot=True, fmt=".1f", annot_kws={"fontsize": 9}, cmap="viridis", vmin=10,
+                    vmax=90, cbar=k == len(panel_values) - 1, xticklabels=[str(c) for c in columns],
+                    yticklabels=[str(line) for line in lines] if k == 0 else False,
+                    cbar_kws={"label": "test accuracy (%)"})
+        for i, j in zip(*np.nonzero(np.isnan(accuracy))):
+            if any(r[down] == lines[i] and r[across] == columns[j] and (panels is None or r[panels] == panel)
+                   for r in rows):
+                ax.text(j + 0.5, i + 0.5, "diverged", ha="center", va="center", fontsize=8)
+        ax.set(xlabel=across.replace("_", " "), ylabel=down.replace("_", " ") if k == 0 else "",
+               title=f"{panels} = {panel}" if panels else "")
+        ax.tick_params(axis="y", rotation=0)
+    fig.suptitle(title or f"Test accuracy (%) by {down.replace('_', ' ')} and {across.replace('_', ' ')}",
+                 fontsize=13)
+    fig.tight_layout()
+    return fig
+
+
 def plot_lesson(curves: Sequence[Curve], scales: Mapping[str, Sequence[float]],
                 accuracies: Mapping[str, Sequence[float | None]]) -> Figure:
     """The lab at a glance: the derivatives, the gradient per layer at initialization, the test accuracies.
@@ -677,26 +740,24 @@ def plot_phase_diagram(sigma_w2: Sequence[float], sigma_b2: Sequence[float], chi
 
 def plot_trainable_depth(sigma_w2: Sequence[float], depths: Sequence[int], accuracy: np.ndarray,
                          scale_w2: Sequence[float], six_xi: Sequence[float], title: str = "") -> Figure:
-    """Test accuracy (%) over (sigma_w^2, depth) as a heatmap, with the theory's 6 xi_c drawn on top.
+    """Test accuracy (%) over (sigma_w^2, depth) as an annotated heatmap, with the theory's 6 xi_c drawn on top.
 
-    ``accuracy`` has one row per depth and one column per sigma_w^2 (NaN: diverged); ``six_xi`` is
-    6 xi_c at each of ``scale_w2``.
+    ``accuracy`` has one row per depth and one column per sigma_w^2 (NaN: diverged, left blank);
+    ``six_xi`` is 6 xi_c at each of ``scale_w2``.
     """
     fig, ax = plt.subplots(figsize=(8.5, 5))
-    cols, rows = np.arange(len(sigma_w2)), np.arange(len(depths))
-    image = ax.imshow(accuracy, origin="lower", aspect="auto", cmap="viridis", vmin=10, vmax=90,
-                      extent=(-0.5, len(sigma_w2) - 0.5, -0.5, len(depths) - 0.5))
-    for (row, col), value in np.ndenumerate(accuracy):
-        ax.text(col, row, "nan" if np.isnan(value) else f"{value:.0f}", ha="center", va="center", fontsize=8,
-                color="black" if not np.isnan(value) and value > 55 else "white")
-    ax.plot(np.interp(scale_w2, sigma_w2, cols), np.interp(six_xi, depths, rows, right=np.inf), color="white",
-            linestyle="--", linewidth=2.5, label="6 xi_c (theory)")
-    ax.set_xticks(cols, [f"{v:g}" for v in sigma_w2])
-    ax.set_yticks(rows, [str(d) for d in depths])
-    ax.set(xlabel="sigma_w^2", ylabel="hidden layers of 256", ylim=(-0.5, len(depths) - 0.5),
+    ax.set_facecolor("#DDDDDD")
+    sns.heatmap(accuracy, ax=ax, annot=True, fmt=".0f", annot_kws={"fontsize": 8}, cmap="viridis", vmin=10,
+                vmax=90, xticklabels=[f"{v:g}" for v in sigma_w2], yticklabels=[str(d) for d in depths],
+                cbar_kws={"label": "test accuracy (%); grey: diverged"})
+    ax.invert_yaxis()
+    cells = np.arange(len(sigma_w2)) + 0.5, np.arange(len(depths)) + 0.5
+    ax.plot(np.interp(scale_w2, sigma_w2, cells[0]), np.interp(six_xi, depths, cells[1], right=np.inf),
+            color="white", linestyle="--", linewidth=2.5, label="6 xi_c (theory)")
+    ax.set(xlabel="sigma_w^2", ylabel="hidden layers of 256", ylim=(0, len(depths)),
            title=title or "Which deep networks train: test accuracy (%) against 6 xi_c")
-    fig.colorbar(image, ax=ax, label="test accuracy (%)")
-    ax.legend(loc="upper right", fontsize=9)
+    ax.tick_params(axis="y", rotation=0)
+    ax.legend(loc="upper right", fontsize=9, facecolor="#555555", labelcolor="white")
     fig.tight_layout()
     return fig
 

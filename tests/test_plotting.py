@@ -27,6 +27,16 @@ def test_gradient_histograms_draw_a_density_and_survive_constant_gradients():
     first, second = fig.axes
     assert len(first.lines) == 1 and len(second.lines) == 0
     assert first.get_title() == "a"
+    assert first.get_xlabel() == "gradient" and sum(p.get_height() for p in first.patches) == 10_000
+
+
+def test_tiny_gradients_carry_their_scale_in_the_label_not_above_the_axis():
+    values = np.random.default_rng(0).normal(scale=3e-5, size=1_000)
+    fig = plotting.plot_gradient_histograms({"layer 1": values}, "sigmoid")
+    fig.canvas.draw()
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "gradient (x 1e-4)"
+    assert ax.xaxis.get_offset_text().get_text() == ""
 
 
 def test_smoothed_density_integrates_to_one():
@@ -58,7 +68,10 @@ def test_seed_summary_shows_seeds_not_a_mean_for_an_activation_that_failed():
     results = load_results(SAVED_MODELS / "multiseed" / "results.json")
     fig = plotting.plot_seed_summary(results.accuracies(), results.failures())
     whole = fig.axes[0]
-    assert len(whole.patches) == sum(row.failed == 0 for row in results.summary.values())
+    learned = [i for i, row in enumerate(results.summary.values()) if row.failed == 0]
+    means = whole.lines[0]
+    assert means.get_marker() == "D" and list(means.get_xdata()) == learned
+    assert len(whole.collections) == len(results.summary)
     assert any("did not learn" in text.get_text() for text in whole.texts)
     assert all(ax.get_ylim()[0] >= 0 for ax in fig.axes)
 
@@ -91,7 +104,10 @@ def test_theory_figures_draw_what_they_are_given():
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["critical line (chi_1 = 1)", "he"]
     accuracy = np.array([[80.0, np.nan], [10.0, 60.0]])
     fig = plotting.plot_trainable_depth([1.0, 2.0], [10, 20], accuracy, [1.0, 2.0], [15.0, 50.0])
-    assert {t.get_text() for t in fig.axes[0].texts} == {"80", "nan", "10", "60"}
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == ["10", "60", "80"]
+    assert fig.axes[1].get_ylabel() == "test accuracy (%); grey: diverged"
+    (line,) = fig.axes[0].lines
+    assert line.get_xdata()[0] == 0.5 and line.get_ydata()[0] == 1.0
     fig = plotting.plot_singular_values({"tanh": {4: np.array([0.5, 1.0]), 16: np.array([1e-3, 2.0])}})
     assert len(fig.axes[0].patches) == 2
     fig = plotting.plot_update_ratios({"layer 1": [1e-3, 2e-3]})
