@@ -16,6 +16,7 @@ from actlab.data import FashionMNISTData, load_fashion_mnist
 from actlab.hooks import device_of, evaluation, recording_activations, training_mode
 from actlab.network import DEFAULT_HIDDEN_SIZES, BaseNetwork, initialize
 from actlab.network import INITS as INITS
+from actlab.training import progress_bar
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -99,13 +100,17 @@ def depth_sweep(
     width: int = 256,
     seed: int = SEED,
     init: str = "default",
+    progress: bool = True,
 ) -> dict[str, dict[int, list[float]]]:
     """Per activation and number of hidden layers (each ``width`` wide), the gradient scale of every layer."""
-    depths = list(depths)
-    return {
-        name: {depth: gradient_overview([name], imgs, labels, [width] * depth, seed, init)[name] for depth in depths}
-        for name in activations
-    }
+    names, depths = list(activations), list(depths)
+    sweep: dict[str, dict[int, list[float]]] = {name: {} for name in names}
+    with progress_bar(len(names) * len(depths), f"depth sweep, {init} init", "network", disable=not progress) as bar:
+        for name in names:
+            for depth in depths:
+                sweep[name][depth] = gradient_overview([name], imgs, labels, [width] * depth, seed, init)[name]
+                bar.update()
+    return sweep
 
 
 def visualize_gradients(net: nn.Module, color: str | None = None, data: FashionMNISTData | None = None) -> Figure:

@@ -9,7 +9,7 @@ from IPython.display import Code
 
 from actlab import threads
 from actlab.data import FashionMNISTData
-from actlab.settings import quick_mode
+from actlab.settings import get_device, quick_mode
 
 
 def show_source(obj: Any) -> Code:
@@ -17,10 +17,11 @@ def show_source(obj: Any) -> Code:
     return Code(inspect.getsource(obj), language="python")
 
 
-def mode_line(data: FashionMNISTData) -> str:
+def mode_line(data: FashionMNISTData | None = None) -> str:
     """One line for a notebook's set-up cell: the mode (quick or full), the split sizes, the device and its threads."""
-    sizes = f"{len(data.train):,} training, {len(data.val):,} validation and {len(data.test):,} test images"
     mode = "QUICK MODE (a test-sized run, not the real experiment)" if quick_mode() else "full mode"
-    device = data.train.labels.device
+    sizes = "" if data is None else \
+        f": {len(data.train):,} training, {len(data.val):,} validation and {len(data.test):,} test images,"
+    device = get_device() if data is None else data.train.labels.device
     used = f" with {threads.describe(threads.choose_threads())}" if device.type == "cpu" else ""
-    return f"{mode}: {sizes}, on {device}{used}"
+    return f"{mode}{sizes} on {device}{used}"

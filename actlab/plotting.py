@@ -23,11 +23,16 @@ WIDTH = 10.0
 """The widest figure, in inches: JupyterLab's notebook column at 100% zoom shows it unscaled."""
 
 PALETTE = {
-    "sigmoid": "#CC6677", "tanh": "#332288", "relu": "#117733", "leakyrelu": "#88CCEE", "elu": "#DDCC77",
-    "swish": "#AA4499", "gelu": "#44AA99", "mish": "#999933", "softplus": "#882255",
+    "sigmoid": "#880011", "tanh": "#3311CC", "relu": "#669988", "leakyrelu": "#AA77DD", "elu": "#EE5511",
+    "swish": "#443344", "gelu": "#AA4422", "mish": "#884477", "softplus": "#776666",
 }
-"""One colour per built-in activation, in every figure: Paul Tol's muted scheme, safe for colour-blind readers."""
-EXTRA_COLORS = ("#000000", "#777777", "#BBBBBB")
+"""One colour per built-in activation, in every figure, each at least 3:1 against white (readable on a projector).
+
+The source's six differ by a CIEDE2000 of 20 or more in normal vision and under simulated
+protanopia, deuteranopia and tritanopia; the pairs that come closer (the README lists them) differ
+in marker and line style (``tests/test_palette.py`` checks both).
+"""
+EXTRA_COLORS = ("#000000", "#226688", "#667700")
 """Colours of activations you register, in order of registration, then again with other line styles."""
 LINE_STYLES = ("-", "--", "-.", (0, (6, 2, 1, 2, 1, 2)))
 """Solid, dashed, dash-dot and dash-dot-dot: dotted lines are kept for reference lines such as chance."""
@@ -421,9 +426,9 @@ def plot_activation_distributions(stats: Mapping[str, Sequence]) -> Figure:
                 ax.annotate(f"{fraction[peak]:.0%} (cut)", xy=(layer.edges[peak + 1], 1.9 * rest), xytext=(3, 0),
                             textcoords="offset points", va="top", fontsize=8, color="C3")
             ax.set_xlim(low, high)
-            ax.set_title(f"{name}, layer {layer.layer}\ninactive {layer.inactive:.0%}, saturated "
-                         f"{layer.saturated:.1%}, dead {layer.dead_units}/{layer.units}\nunit std "
-                         f"{layer.unit_std[1]:.2g}", fontsize=9)
+            ax.set_title(f"{name}, layer {layer.layer}\ndead {layer.dead_units}/{layer.units}\ninactive "
+                         f"{layer.inactive:.0%}, saturated {layer.saturated:.1%}\nunit std {layer.unit_std[1]:.2g}",
+                         fontsize=9)
             ax.grid(alpha=0.3)
         for ax in row[len(layers):]:
             ax.set_visible(False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -187,12 +188,18 @@ def make_optimizer(net: nn.Module, protocol: Protocol) -> torch.optim.Optimizer:
     return torch.optim.SGD(net.parameters(), lr=protocol.lr, momentum=protocol.momentum or 0.0, fused=fused)
 
 
+def progress_bar(total: int, desc: str, unit: str = "batch", disable: bool = False) -> tqdm:
+    """A text progress bar on stdout (where a notebook shows it as output, not as an error), ``total`` steps long."""
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stdout, disable=disable)
+
+
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
 
 
-def train_epoch(net: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer) -> tuple[float, float]:
-    """One pass over ``loader``: returns the mean training loss and accuracy."""
+def train_epoch(net: nn.Module, loader: Iterable, optimizer: torch.optim.Optimizer,
+                on_batch: Callable[[], object] | None = None) -> tuple[float, float]:
+    """One pass over ``loader``, calling ``on_batch()`` after each step: returns the mean training loss and accuracy."""
     net.train()
     loss_sum: float | torch.Tensor = 0.0
     correct: int | torch.Tensor = 0
@@ -208,6 +215,8 @@ def train_epoch(net: nn.Module, loader: Iterable, optimizer: torch.optim.Optimiz
         loss_sum += loss.detach() * len(labels)
         correct += (preds.argmax(dim=-1) == labels).sum()
         count += len(labels)
+        if on_batch is not None:
+            on_batch()
     return float(loss_sum) / count, int(correct) / count
 
 
@@ -243,9 +252,10 @@ def fit(net: nn.Module, data: FashionMNISTData, protocol: Protocol, *, seed: int
     history, best_weights, start = History(name, stop_reason="max_epochs"), None, time.perf_counter()
     try:
         observe(monitor, net, history)
-        with tqdm(range(1, protocol.max_epochs + 1), desc=name, unit="epoch", disable=not progress) as bar:
-            for epoch in bar:
-                train_loss, train_acc = train_epoch(net, loader, optimizer)
+        with progress_bar(protocol.max_epochs * len(loader), name, disable=not progress) as bar:
+            for epoch in range(1, protocol.max_epochs + 1):
+                bar.set_description(f"{name}, epoch {epoch}/{protocol.max_epochs}")
+                train_loss, train_acc = train_epoch(net, loader, optimizer, on_batch=bar.update)
                 val_loss, val_acc = evaluate(net, data.val)
                 if not math.isfinite(val_loss):
                     raise NonFiniteLossError(f"the validation loss became {val_loss}")
@@ -259,6 +269,7 @@ def fit(net: nn.Module, data: FashionMNISTData, protocol: Protocol, *, seed: int
                 bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_acc:.1%}", best=history.best_epoch)
                 if epoch - history.best_epoch >= protocol.patience:
                     history.stop_reason = EARLY_STOPPING.format(protocol.patience)
+                    bar.total = bar.n
                     break
     except KeyboardInterrupt:
         history.stop_reason = INTERRUPTED

@@ -45,10 +45,11 @@ CGROUP_V2 = Path("/sys/fs/cgroup")
 
 def time_one_epoch() -> None:
     """In the child: get ready, wait for the parent's go on stdin, train one epoch, print its seconds."""
-    from actlab import BaseNetwork, get_activation, load_fashion_mnist, set_seed
+    from actlab import BaseNetwork, get_activation, load_fashion_mnist, set_seed, threads
     from actlab.training import FULL_PROTOCOL, make_optimizer, train_epoch
 
     if os.environ.get("BENCH_POLICY") == "torch":
+        threads.size_threads = lambda: threads.ThreadChoice(os.cpu_count() or 1, "torch's default")
         torch.set_num_threads(os.cpu_count() or 1)
     data = load_fashion_mnist("cpu", quick=False)
     set_seed(0)

@@ -45,6 +45,12 @@ def small_data() -> FashionMNISTData:
     return FashionMNISTData(full.train.head(1024), full.val.head(512), full.test.head(512))
 
 
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    """One thread in every test: the lab's default follows the load, and a test that compares two runs must not."""
+    monkeypatch.setenv("ACTLAB_THREADS", "1")
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """Keep each phase's report on the test item, so fixtures can tell whether the test failed."""

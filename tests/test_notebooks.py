@@ -158,15 +158,13 @@ def test_no_variable_shadows_an_import(notebook):
 
 
 @pytest.mark.parametrize("notebook", BOTH_EDITIONS, ids=label)
-def test_committed_outputs_come_from_full_mode(notebook):
+def test_the_set_up_cell_says_the_mode_and_the_committed_outputs_come_from_full_mode(notebook):
     code = code_cells(notebook)
-    text = "\n".join(source(cell) for cell in code)
-    if "load_fashion_mnist(" not in text:
-        return
+    setup = next(cell for cell in code if "from actlab" in source(cell))
+    assert "print(mode_line(" in source(setup), f"{notebook.name}: the set-up cell does not print mode_line"
     stated = ["".join(o["text"]) for cell in code if "mode_line(" in source(cell) for o in cell["outputs"]
               if o.get("output_type") == "stream"]
-    assert stated, f"{notebook.name} loads the data but never prints mode_line"
-    assert all("full mode:" in out and "QUICK MODE" not in out for out in stated), stated
+    assert stated and all(out.startswith("full mode") and "thread" in out for out in stated), stated
 
 
 def tiny_notebook(path: Path, printed: str) -> Path:
