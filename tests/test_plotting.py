@@ -1,7 +1,12 @@
+import itertools
+
 import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from actlab import plotting
 from actlab.activations import activation_curve, get_activation
@@ -10,6 +15,46 @@ from actlab.settings import SAVED_MODELS
 from actlab.training import History
 
 matplotlib.use("Agg")
+
+
+def drawn_texts(fig: Figure) -> list[Text]:
+    """The texts a reader sees: titles, labels, annotations, legends and the tick labels inside each axis' range."""
+    texts: list[Text] = list(fig.texts)
+    for ax in (ax for ax in fig.axes if ax.get_visible()):
+        texts += [ax.title, ax._left_title, ax._right_title, *ax.texts]
+        legend = ax.get_legend()
+        texts += legend.get_texts() if legend else []
+        for axis, limits, coord in ((ax.xaxis, ax.get_xlim(), 0), (ax.yaxis, ax.get_ylim(), 1)):
+            low, high = sorted(limits)
+            texts += [axis.label, axis.get_offset_text()]
+            texts += [t for t in axis.get_ticklabels() if low <= t.get_position()[coord] <= high]
+    return [t for t in dict.fromkeys(texts) if t.get_visible() and t.get_text().strip()]
+
+
+def overlapping_texts(fig: Figure) -> list[tuple[str, str]]:
+    """Pairs of texts whose boxes overlap by more than a pixel once the figure is drawn."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    boxes = [(t.get_text(), t.get_window_extent(renderer).padded(-1)) for t in drawn_texts(fig)]
+    return [(a, b) for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2) if box_a.overlaps(box_b)]
+
+
+@pytest.fixture(autouse=True)
+def no_overprinted_text():
+    """Every figure a test here draws is checked: no text may print over another."""
+    plt.close("all")
+    yield
+    clashes = {num: overlapping_texts(plt.figure(num)) for num in plt.get_fignums()}
+    plt.close("all")
+    assert not any(clashes.values()), clashes
+
+
+def test_the_overlap_check_finds_overprinted_text():
+    fig, ax = plt.subplots()
+    ax.set_title("dead 0/512")
+    ax.text(0.5, 1.02, "inactive 0%", transform=ax.transAxes, ha="center")
+    assert overlapping_texts(fig) == [("dead 0/512", "inactive 0%")]
+    plt.close(fig)
 
 
 def test_activation_grid_overlays_torch_where_given():
@@ -112,3 +157,40 @@ def test_theory_figures_draw_what_they_are_given():
     assert len(fig.axes[0].patches) == 2
     fig = plotting.plot_update_ratios({"layer 1": [1e-3, 2e-3]})
     assert fig.axes[0].get_yscale() == "log" and len(fig.axes[0].lines) == 2
+
+
+def gallery() -> dict:
+    """One figure of each kind the notebooks draw that no other test here draws, from real or realistic data."""
+    from actlab.activation_stats import activation_statistics
+    from actlab.data import CLASS_NAMES, load_fashion_mnist
+    from actlab.lab.compare import experiment_rows, load_experiments
+    from actlab.lab.references import SOURCE_RUNS, reference_network
+
+    rng = np.random.default_rng(0)
+    rows = experiment_rows(load_experiments(SAVED_MODELS / "beyond" / "residual"))
+    images = load_fashion_mnist("cpu", quick=True).test.images[:1000]
+    stats = {run.activation: activation_statistics(reference_network(run), images) for run in SOURCE_RUNS[:3]}
+    curves = [activation_curve(get_activation(name)) for name in plotting.PALETTE]
+    sweep = {name: {depth: list(rng.uniform(1e-6, 1e-2, 5)) for depth in (1, 4, 16)} for name in plotting.PALETTE}
+    history = History("relu", train_loss=[1.2, 0.6], train_acc=[0.6, 0.8], val_loss=[0.8, 0.5],
+                      val_acc=[0.7, 0.82], best_epoch=2)
+    return {
+        "accuracy heatmap": lambda: plotting.plot_accuracy_heatmap(rows, "depth", down="residual", panels="norm"),
+        "accuracy lines": lambda: plotting.plot_accuracy_by_setting(rows, "depth", panels="norm", lines="residual"),
+        "one activation": lambda: plotting.plot_activation(curves[3]),
+        "derivative overlay": lambda: plotting.plot_derivative_overlay(curves),
+        "class balance": lambda: plotting.plot_class_balance({"train": [5000] * 10, "test": [1000] * 10}, CLASS_NAMES),
+        "examples": lambda: plotting.plot_examples(images[:8], torch.arange(8), CLASS_NAMES),
+        "depth trend": lambda: plotting.plot_depth_trend({"default": sweep, "he": sweep, "glorot": sweep}),
+        "gradient overview": lambda: plotting.plot_gradient_overview({name: s[4] for name, s in sweep.items()}),
+        "message": lambda: plotting.plot_message("Pick at least one activation."),
+        "pixel histograms": lambda: plotting.plot_pixel_histograms(torch.randint(0, 256, (64, 28, 28)), images[:64]),
+        "validation curves": lambda: plotting.plot_validation_curves({"relu": history, "tanh": history}),
+        "activation distributions": lambda: plotting.plot_activation_distributions(stats),
+        "dead units": lambda: plotting.plot_dead_neurons(stats),
+    }
+
+
+@pytest.mark.parametrize("kind", list(gallery()))
+def test_every_figure_kind_draws_without_overprinted_text(kind):
+    assert isinstance(gallery()[kind](), Figure)
