@@ -32,7 +32,7 @@ CHROMIUM_ARGS = [
     "--disable-sync", "--no-first-run",
 ]
 RUN_TIMEOUT_MS = 120_000
-RUN_ALL_WHEN_CONNECTED = """async () => {
+RUN_UP_TO_WHEN_CONNECTED = """async (cellId) => {
     const notebook = window.jupyterapp.shell.currentWidget;
     await notebook.context.ready;
     await notebook.sessionContext.ready;
@@ -40,8 +40,14 @@ RUN_ALL_WHEN_CONNECTED = """async () => {
     while (!connected()) {
         await new Promise((resolve) => setTimeout(resolve, 200));
     }
-    await window.jupyterapp.commands.execute("notebook:run-all-cells");
+    const index = notebook.content.widgets.findIndex((cell) => cell.model.id === cellId);
+    if (index < 0) {
+        throw new Error(`no cell ${cellId}`);
+    }
+    notebook.content.activeCellIndex = index + 1;
+    await window.jupyterapp.commands.execute("notebook:run-all-above");
 }"""
+"""Runs a notebook from the top to the cell with the given id, and no further: the widgets tested are there."""
 
 
 def find_chromium() -> str | None:
@@ -149,12 +155,13 @@ def page(lab, chromium, request):
             browser.close()
 
 
-def open_and_run(page, lab, notebook: str) -> None:
+def open_and_run(page, lab, notebook: str, up_to: str) -> None:
+    """Open ``notebook`` in JupyterLab and run its cells down to the one with id ``up_to``."""
     url, token = lab
     workspace = notebook.removesuffix(".ipynb")
     page.goto(f"{url}/lab/workspaces/{workspace}/tree/{notebook}?reset&token={token}")
     page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')")
-    page.evaluate(RUN_ALL_WHEN_CONNECTED)
+    page.evaluate(RUN_UP_TO_WHEN_CONNECTED, up_to)
 
 
 def image_of(widget) -> str:
@@ -210,7 +217,7 @@ def widget_with(page, selector: str):
 
 
 def test_activation_explorer_responds(page, lab):
-    open_and_run(page, lab, "01_activation_functions.ipynb")
+    open_and_run(page, lab, "01_activation_functions.ipynb", up_to="c18")
     explorer = widget_with(page, ".widget-dropdown select")
     first = image_of(explorer)
     explorer.locator(".widget-dropdown select").select_option(label="elu")
@@ -228,7 +235,7 @@ def test_activation_explorer_responds(page, lab):
 
 
 def test_gradient_widgets_respond(page, lab):
-    open_and_run(page, lab, "03_gradient_flow.ipynb")
+    open_and_run(page, lab, "03_gradient_flow.ipynb", up_to="c18")
     histograms = widget_with(page, ".widget-dropdown select")
     first = image_of(histograms)
     histograms.locator(".widget-dropdown select").select_option(label="relu")

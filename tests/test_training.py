@@ -290,9 +290,9 @@ def test_train_run_reports_the_status(tmp_path, small_data):
     assert record.status == FINISHED and record.seed == 42 and history.epochs == 1
 
 
-def test_the_epoch_loop_reads_in_about_thirty_lines_and_only_trains():
+def test_the_epoch_loop_reads_in_under_forty_lines_and_only_trains():
     source = inspect.getsource(fit)
-    assert len(source.splitlines()) <= 36
+    assert len(source.splitlines()) < 40
     for word in ("train_epoch", "evaluate", "best_epoch", "patience", "on_epoch", "load_state_dict"):
         assert word in source
     for word in ("open(", "save", "RunFiles", "initialize", "Path", "json"):
