@@ -1,4 +1,7 @@
-"""Helpers for the notebooks: showing the code that runs, and saying which mode runs it."""
+"""Helpers for the notebooks: showing the code that runs, and saying which mode runs it.
+
+Importing it turns on ``plotting.presentation()`` when ``ACTLAB_PRESENT`` asks for it.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from typing import Any
 
 from IPython.display import Code
 
-from actlab import threads
+from actlab import plotting, settings, threads
 from actlab.data import FashionMNISTData
 from actlab.settings import get_device, quick_mode
 
@@ -25,3 +28,7 @@ def mode_line(data: FashionMNISTData | None = None) -> str:
     device = get_device() if data is None else data.train.labels.device
     used = f" with {threads.describe(threads.choose_threads())}" if device.type == "cpu" else ""
     return f"{mode}{sizes} on {device}{used}"
+
+
+if settings.switched_on(settings.PRESENT_ENV):
+    plotting.presentation()

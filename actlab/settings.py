@@ -14,6 +14,7 @@ SAVED_MODELS = REPO_ROOT / "saved_models"
 """Reference checkpoints and results of full-scale runs, shipped with the repository."""
 
 QUICK_ENV = "ACTLAB_QUICK"
+PRESENT_ENV = "ACTLAB_PRESENT"
 DATA_ENV = "ACTLAB_DATA"
 CACHE_ENV = "ACTLAB_CACHE"
 QUICK_ON = ("1", "on", "yes", "true")
@@ -23,20 +24,26 @@ MAX_SEED = 2**32 - 1
 """The largest seed ``set_seed`` takes: NumPy's legacy generator accepts 0 to 2**32 - 1 (torch's, 0 to 2**64 - 1)."""
 
 
-def quick_mode() -> bool:
-    """True when ``ACTLAB_QUICK`` asks for the shrunken, test-sized experiment.
+def switched_on(name: str) -> bool:
+    """Whether the environment variable ``name`` is on.
 
-    ``1``, ``on``, ``yes`` and ``true`` turn it on; ``0``, ``off``, ``no``, ``false`` or nothing leave it off.
+    ``1``, ``on``, ``yes`` and ``true`` turn it on; ``0``, ``off``, ``no``, ``false`` or nothing leave it off;
+    anything else is refused with a ``ValueError`` that names the variable.
     """
-    value = os.environ.get(QUICK_ENV, "").strip().lower()
+    value = os.environ.get(name, "").strip().lower()
     if value in QUICK_ON:
         return True
     if value in QUICK_OFF:
         return False
     raise ValueError(
-        f"{QUICK_ENV}={os.environ[QUICK_ENV]!r} is neither on ({', '.join(QUICK_ON)}) "
+        f"{name}={os.environ[name]!r} is neither on ({', '.join(QUICK_ON)}) "
         f"nor off ({', '.join(repr(v) for v in QUICK_OFF)})."
     )
+
+
+def quick_mode() -> bool:
+    """True when ``ACTLAB_QUICK`` asks for the shrunken, test-sized experiment."""
+    return switched_on(QUICK_ENV)
 
 
 def data_dir() -> Path:

@@ -15,7 +15,7 @@ import torch
 from matplotlib.figure import Figure
 from typing_extensions import override
 
-from actlab import plotting, theory
+from actlab import plotting, theory, threads
 from actlab.activation_stats import LayerStatistics, recorded_layer
 from actlab.activations import act_fn_by_name, activation_curve, get_activation
 from actlab.gradients import INITS, fresh_network, gradient_overview, weight_gradients
@@ -34,7 +34,7 @@ RUN_IT = "Run the notebook to use it; the static figure beside it shows the stat
 
 def _png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=plotting.png_dpi(), bbox_inches="tight")
     plt.close(figure)
     return buffer.getvalue()
 
@@ -96,7 +96,8 @@ class PlotWidget:
     def update(self) -> None:
         """Show the plot of the current state: from the cache, or computed and drawn now.
 
-        A widget with an ``activation`` dropdown first offers every activation registered so far.
+        A widget with an ``activation`` dropdown first offers every activation registered so far; a
+        computation first sizes torch's threads to the cores free now (``actlab.threads``).
         """
         dropdown = getattr(self, "activation", None)
         if isinstance(dropdown, w.Dropdown):
@@ -105,6 +106,7 @@ class PlotWidget:
         if key not in self._cache:
             self.status.value = BUSY
             try:
+                threads.size_threads()
                 data = self.compute()
                 figure = self.draw(data)
             except Exception as err:  # a student's activation may raise anything

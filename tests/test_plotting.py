@@ -194,3 +194,50 @@ def gallery() -> dict:
 @pytest.mark.parametrize("kind", list(gallery()))
 def test_every_figure_kind_draws_without_overprinted_text(kind):
     assert isinstance(gallery()[kind](), Figure)
+
+
+@pytest.mark.parametrize("kind", ["activation distributions", "dead units", "accuracy heatmap", "derivative overlay"])
+def test_figures_in_presentation_mode_print_no_text_over_text(kind):
+    plotting.presentation()
+    try:
+        assert isinstance(gallery()[kind](), Figure)
+    finally:
+        plotting.presentation(False)
+
+
+def test_presentation_mode_enlarges_text_and_widget_pictures_and_goes_back():
+    from actlab.widgets import _png
+
+    curve = activation_curve(get_activation("tanh"))
+    seen = {}
+    try:
+        for on in (False, True):
+            plotting.presentation(on)
+            png = _png(plotting.plot_activation(curve))
+            seen[on] = int.from_bytes(png[16:20], "big"), plt.rcParams["font.size"], plt.rcParams["lines.linewidth"]
+    finally:
+        plotting.presentation(False)
+    assert seen[True][0] >= 1.5 * seen[False][0], seen
+    assert seen[True][1] > seen[False][1] and seen[True][2] > seen[False][2]
+    assert plt.rcParams["font.size"] == plt.rcParamsDefault["font.size"] and plotting.png_dpi() == 90
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", "14.0 140"), ("off", "10.0 90")])
+def test_the_notebook_helpers_read_the_presentation_setting_on_import(value, expected):
+    import os
+    import subprocess
+    import sys
+
+    code = ("import matplotlib.pyplot as plt; import actlab.notebook; from actlab import plotting; "
+            "print(plt.rcParams['font.size'], plotting.png_dpi())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "ACTLAB_PRESENT": value, "MPLBACKEND": "Agg"}).stdout
+    assert out.strip() == expected
+
+
+def test_a_presentation_setting_that_is_neither_on_nor_off_is_refused(monkeypatch):
+    from actlab import settings
+
+    monkeypatch.setenv("ACTLAB_PRESENT", "big")
+    with pytest.raises(ValueError, match="ACTLAB_PRESENT='big' is neither on"):
+        settings.switched_on("ACTLAB_PRESENT")
