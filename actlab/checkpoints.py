@@ -18,6 +18,7 @@ import json
 import os
 import pickle
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -32,6 +33,8 @@ SUFFIXES = {"model": ".tar", "config": ".config"}
 MAX_NAME_BYTES = 160
 """The longest model name: with a suffix and a temporary name's prefix and tail, it stays under 255 bytes."""
 MAX_JSON_BYTES = 64 * 2**20
+MAX_CHECKPOINT_BYTES = 2**30
+"""The most a checkpoint may unpack to; the largest network the lab builds needs a few tens of MB."""
 """The largest JSON file actlab reads."""
 
 
@@ -125,10 +128,13 @@ def read_json(path: Path, what: str) -> object:
     """The JSON in ``path``, read strictly, or a ``CheckpointError`` that names the file and what it should hold."""
     fix = "delete it (or retrain with --overwrite / overwrite=True) to make it again"
     try:
-        size = path.stat().st_size
-        if size > MAX_JSON_BYTES:
-            raise ValueError(f"it is {size:,} bytes, more than any {what} ({MAX_JSON_BYTES:,})")
-        return json.loads(path.read_bytes().decode(), parse_constant=_refuse_constant)
+        if not path.is_file():
+            raise ValueError("it is not a regular file")
+        with open(path, "rb") as handle:
+            blob = handle.read(MAX_JSON_BYTES + 1)
+        if len(blob) > MAX_JSON_BYTES:
+            raise ValueError(f"it is larger than any {what} ({MAX_JSON_BYTES:,} bytes)")
+        return json.loads(blob.decode(), parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as err:
         reason = "it nests too deeply" if isinstance(err, RecursionError) else err
         raise CheckpointError(f"{path} is damaged, so not a {what} ({reason}); {fix}.") from err
@@ -149,6 +155,12 @@ def read_config(model_path: str | Path, model_name: str) -> dict:
 def _read_state_dict(model_file: Path, device: torch.device) -> dict[str, torch.Tensor]:
     if not model_file.is_file():
         raise CheckpointError(f"Could not find the model file {model_file.name} in {model_file.parent}.")
+    if zipfile.is_zipfile(model_file):
+        with zipfile.ZipFile(model_file) as archive:
+            unpacked = sum(entry.file_size for entry in archive.infolist())
+        if unpacked > MAX_CHECKPOINT_BYTES:
+            raise CheckpointError(f"Refused to load {model_file}: it unpacks to {unpacked:,} bytes, more than any "
+                                  f"network of the lab ({MAX_CHECKPOINT_BYTES:,}).")
     try:
         state = torch.load(model_file, map_location=device, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -160,6 +172,12 @@ def _read_state_dict(model_file: Path, device: torch.device) -> dict[str, torch.
         raise CheckpointError(f"{model_file} is truncated or not a torch checkpoint: {err}") from err
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{model_file} does not hold a state dict of tensors.")
+    counter = "num_batches_tracked"
+    wrong = [f"{key}: {value.dtype}" for key, value in state.items()
+             if not value.is_floating_point() and not (key.endswith(counter) and value.dtype == torch.int64)]
+    if wrong:
+        raise CheckpointError(f"{model_file} holds tensors of the wrong type for a network ({', '.join(wrong)}); "
+                              "save_model writes floating-point parameters.")
     return state
 
 

@@ -44,6 +44,8 @@ FILE_COUNTS = {"train": 60_000, "test": 10_000}
 """How many images each file pair of FashionMNIST holds."""
 
 _IDX_UINT8 = 0x08
+MAX_IDX_BYTES = 100_000_000
+"""The largest IDX file read: FashionMNIST's largest, the training images, has 47,040,016 bytes."""
 
 
 class DatasetError(RuntimeError):
@@ -67,6 +69,9 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
         if len(head) == header_size:
             dims = tuple(int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
             size = os.fstat(handle.fileno()).st_size
+            if size > MAX_IDX_BYTES:
+                raise DatasetError(f"{path} has {size:,} bytes, more than any FashionMNIST file "
+                                   f"({MAX_IDX_BYTES:,} at most); it is not one, delete it and run again.")
             if head[:2] == b"\x00\x00" and head[3] == ndim and size != header_size + math.prod(dims):
                 raise DatasetError(
                     f"{path} is truncated or corrupt: its header announces {dims}, which needs "

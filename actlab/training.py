@@ -24,6 +24,9 @@ from actlab.checks import finite_number, positive_integer
 from actlab.data import FashionMNISTData, Split
 
 EVAL_BATCH_SIZE = 4096
+MAX_EPOCHS = 10_000
+"""The most epochs (and the longest patience) a protocol may ask for."""
+MAX_BATCH_SIZE = 1_000_000
 OPTIMIZERS = ("sgd", "adam")
 SGD_MOMENTUM = 0.9
 """The momentum of the source's SGD, used when none is given."""
@@ -50,8 +53,8 @@ class Protocol:
     momentum: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("max_epochs", "patience", "batch_size"):
-            positive_integer(name, getattr(self, name))
+        for name, most in (("max_epochs", MAX_EPOCHS), ("patience", MAX_EPOCHS), ("batch_size", MAX_BATCH_SIZE)):
+            positive_integer(name, getattr(self, name), most)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be 'sgd' or 'adam', not {self.optimizer!r}")
         if not finite_number("lr", self.lr) > 0:

@@ -96,8 +96,11 @@ def test_repeated_activation_is_refused(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("option", "message"),
     [
-        (["--seeds", "0"], "the number of seeds must be at least 1, not 0"),
+        (["--seeds", "0"], "the number of seeds must be from 1 to 1000, not 0"),
+        (["--seeds", "4294967253"], "the number of seeds must be from 1 to 1000, not 4294967253"),
         (["--epochs", "0"], "max_epochs must be a positive integer, not 0"),
+        (["--epochs", "99999999999999999999"], "max_epochs must be at most 10,000, not 99,999,999,999,999,999,999"),
+        (["--patience", "10001"], "patience must be at most 10,000, not 10,001"),
         (["--patience", "-3"], "patience must be a positive integer, not -3"),
         (["--batch-size", "0"], "batch_size must be a positive integer, not 0"),
         (["--batch-size", "5001"], "batch_size must be at most 5,000 (the training images), not 5001"),

@@ -325,3 +325,11 @@ def test_splits_keep_bytes_and_normalize_on_use():
     order = torch.randperm(5_000, generator=torch.Generator().manual_seed(1))[:64]
     assert torch.equal(images, data_.train.images[order]) and torch.equal(labels, data_.train.labels[order])
     assert torch.equal(data_.train.head(3).images, normalize(data_.train.pixels[:3]))
+
+
+def test_a_file_larger_than_any_fashion_mnist_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    path = write(tmp_path / "labels", idx_bytes(np.zeros(1000, dtype=np.uint8)))
+    monkeypatch.setattr(data, "MAX_IDX_BYTES", 999)
+    monkeypatch.setattr(np, "frombuffer", lambda *args, **kwargs: pytest.fail("read before the size check"))
+    with pytest.raises(DatasetError, match="has 1,008 bytes, more than any FashionMNIST file"):
+        read_labels(path)

@@ -4,6 +4,7 @@ import resource
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -284,3 +285,22 @@ def test_a_long_model_name_is_refused_before_any_file_is_written(tmp_path):
     with pytest.raises(ValueError, match="bytes long"):
         save_model(small_net(), tmp_path, "m" * 200)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_checkpoint_that_unpacks_to_more_than_any_network_is_refused_before_loading(tmp_path, monkeypatch):
+    save_model(small_net(), tmp_path, "m")
+    with zipfile.ZipFile(tmp_path / "m.tar") as archive:
+        unpacked = sum(entry.file_size for entry in archive.infolist())
+    monkeypatch.setattr(checkpoints, "MAX_CHECKPOINT_BYTES", unpacked - 1)
+    monkeypatch.setattr(torch, "load", lambda *args, **kwargs: pytest.fail("loaded before the size check"))
+    with pytest.raises(CheckpointError, match=f"unpacks to {unpacked:,} bytes, more than any network"):
+        load_model(tmp_path, "m")
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool])
+def test_parameters_of_the_wrong_type_are_refused_not_cast(tmp_path, dtype):
+    net = small_net()
+    save_model(net, tmp_path, "m")
+    torch.save({key: value.to(dtype) for key, value in net.state_dict().items()}, tmp_path / "m.tar")
+    with pytest.raises(CheckpointError, match=f"tensors of the wrong type for a network .*{dtype}"):
+        load_model(tmp_path, "m")

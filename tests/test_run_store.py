@@ -345,3 +345,34 @@ def test_widgets_refuse_bad_input_by_name(make, message):
 def test_a_protocol_setting_of_the_wrong_type_is_named():
     with pytest.raises(ValueError, match="lr must be a finite number"):
         Protocol(lr="0.1")
+
+
+@pytest.mark.parametrize("where", ["/dev/zero", "fifo"])
+def test_a_grid_spec_that_is_no_file_is_refused_without_reading_it(tmp_path, where):
+    import os
+
+    path = Path(where) if where.startswith("/") else tmp_path / where
+    if where == "fifo":
+        os.mkfifo(path)
+    with pytest.raises(GridSpecError, match="is not a file; a grid spec is a JSON file"):
+        read_spec(path)
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"grid": {"hidden-sizes": [[16]], "hidden_sizes": [[32]]}}, "hidden-sizes and hidden_sizes name the same setting"),
+    ({"max-epochs": 1, "max_epochs": 2, "grid": {"lr": [0.1]}}, "max-epochs and max_epochs name the same setting"),
+    ({"grid": {"lr": [0.01, 0.01, 1e-2]}}, "grid.lr lists 0.01 more than once"),
+    ({"grid": {"hidden_sizes": [[16], [32], [16]]}}, r"grid.hidden_sizes lists \[16\] more than once"),
+])
+def test_a_grid_spec_that_names_a_setting_or_a_value_twice_is_refused(tmp_path, spec, message):
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    with pytest.raises(GridSpecError, match=message):
+        read_spec(path)
+
+
+def test_a_grid_output_folder_under_home_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps({"out": "~/grids/lr", "grid": {"lr": [0.1]}}))
+    assert read_spec(path).out == tmp_path / "grids" / "lr"

@@ -135,7 +135,7 @@ def _compare(args: argparse.Namespace) -> int:
         return _refused(err)
     except ValueError as err:
         args.subparser.error(str(err))
-    return _report(results, Path(args.out))
+    return _report(results, Path(args.out).expanduser())
 
 
 def _grid(args: argparse.Namespace) -> int:

@@ -56,6 +56,8 @@ SOURCE_TEST_ACCURACY = {
 RESULTS_FORMAT = 2
 FIRST_SEED = 42
 """The first seed of a comparison; the others follow it."""
+MAX_SEEDS = 1000
+"""The most seeds per activation a comparison may ask for."""
 
 
 def default_seeds() -> int:
@@ -65,8 +67,8 @@ def default_seeds() -> int:
 
 def seed_range(first: int, count: int) -> list[int]:
     """The ``count`` seeds from ``first`` up, each checked (``settings.check_seed``)."""
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"the number of seeds must be at least 1, not {count!r}")
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_SEEDS:
+        raise ValueError(f"the number of seeds must be from 1 to {MAX_SEEDS}, not {count!r}")
     settings.check_seed(first)
     last = first + count - 1
     if last > settings.MAX_SEED:
@@ -81,7 +83,7 @@ def check_output_folder(out: str | Path) -> Path:
     """
     if not str(out).strip():
         raise ValueError("the output folder needs a name; --out '' would write into the current folder")
-    out = Path(out)
+    out = Path(out).expanduser()
     for folder in (out, out / "checkpoints"):
         if folder.exists() and not folder.is_dir():
             raise ValueError(f"cannot write the results into {out}: {folder} is a file, not a folder")

@@ -46,6 +46,8 @@ def _key(name: str) -> str:
 def read_spec(path: Path) -> GridSpec:
     """Read a spec file and check its structure and size; the values themselves are checked by ``experiments``."""
     path = Path(path)
+    if not path.is_file():
+        raise GridSpecError(f"{path} is not a file; a grid spec is a JSON file.")
     try:
         if path.stat().st_size > MAX_SPEC_BYTES:
             raise GridSpecError(f"{path} is larger than a grid spec may be ({MAX_SPEC_BYTES:,} bytes).")
@@ -54,6 +56,10 @@ def read_spec(path: Path) -> GridSpec:
         raise GridSpecError(f"Cannot read the grid spec {path}: {err}") from err
     if not isinstance(spec, dict) or not isinstance(spec.get("grid"), dict) or not spec["grid"]:
         raise GridSpecError(f"{path} must hold a JSON object with a non-empty object \"grid\" of settings to vary.")
+    for names in (spec["grid"], [name for name in spec if name != "grid"]):
+        aliased = sorted(name for name in names if [_key(other) for other in names].count(_key(name)) > 1)
+        if aliased:
+            raise GridSpecError(f"{path}: {' and '.join(aliased)} name the same setting; give it once.")
     axes = {_key(name): values for name, values in spec["grid"].items()}
     for name, values in axes.items():
         if not isinstance(values, list) or not values:
@@ -61,6 +67,11 @@ def read_spec(path: Path) -> GridSpec:
     count = math.prod(len(values) for values in axes.values())
     if count > MAX_EXPERIMENTS:
         raise GridSpecError(f"{path} asks for {count:,} experiments; a grid runs at most {MAX_EXPERIMENTS}.")
+    for name, values in axes.items():
+        repeated = [value for i, value in enumerate(values) if value in values[:i]]
+        if repeated:
+            raise GridSpecError(f"{path}: grid.{name} lists {repeated[0]!r} more than once; each value makes one "
+                                "experiment, so give it once.")
     fixed = {_key(name): value for name, value in spec.items() if name not in ("grid", "out")}
     both = sorted(set(fixed) & set(axes))
     if both:
@@ -68,7 +79,7 @@ def read_spec(path: Path) -> GridSpec:
     out = spec.get("out")
     if out is not None and (not isinstance(out, str) or not out.strip()):
         raise GridSpecError(f"{path}: out must be a folder name, not {out!r}.")
-    return GridSpec(fixed, axes, Path(out) if out else None)
+    return GridSpec(fixed, axes, Path(out).expanduser() if out else None)
 
 
 LONG_LIST = 16
