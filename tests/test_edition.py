@@ -103,3 +103,41 @@ def test_the_chinese_outputs_are_the_english_runs(notebook):
     english = [c.get("outputs") for c in json.loads(notebook.read_text())["cells"]]
     chinese = [c.get("outputs") for c in json.loads((edition.CHINESE / notebook.name).read_text())["cells"]]
     assert chinese == english, f"run `make zh` for {notebook.name}"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"{not json", "cannot be read as a UTF-8 JSON file"),
+    (b"\xff\xfe{}", "cannot be read as a UTF-8 JSON file"),
+    (b'["a list"]', "must hold a JSON object mapping cell ids to translations"),
+    (b'{"c01": "just text"}', 'cell c01: a translation must be an object with the strings "en_sha256" and "zh"'),
+    (b'{"c01": {"en_sha256": "ab"}}', 'cell c01: a translation must be an object'),
+    (b'{"c01": {"en_sha256": "ab", "zh": 3}}', 'cell c01: a translation must be an object'),
+])
+def test_a_malformed_translation_file_is_named_with_its_cell(tmp_path, monkeypatch, capsys, content, message):
+    english = tmp_path / "en"
+    english.mkdir()
+    shutil.copy(edition.english_notebooks()[0], english)
+    monkeypatch.setattr(edition, "ENGLISH", english)
+    monkeypatch.setattr(edition, "CHINESE", tmp_path / "zh")
+    monkeypatch.setattr(edition, "TRANSLATIONS", tmp_path / "translations")
+    (tmp_path / "translations").mkdir()
+    notebook = edition.english_notebooks()[0]
+    edition.translation_file(notebook).write_bytes(content)
+    with pytest.raises(edition.TranslationError, match=re.escape(message)):
+        edition.read_translation(notebook)
+    assert edition.main() == 1
+    err = capsys.readouterr().err
+    assert str(edition.translation_file(notebook)) in err and "Traceback" not in err
+    assert not (tmp_path / "zh").exists()
+
+
+def test_translations_are_read_as_utf8_whatever_the_locale():
+    import os
+    import subprocess
+    import sys
+
+    code = ("from actlab.lab import edition; notebook = edition.english_notebooks()[0]; "
+            "print(len(edition.read_translation(notebook)) > 0)")
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "ascii"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.strip() == "True"

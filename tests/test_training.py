@@ -318,3 +318,24 @@ def test_first_epoch_above_a_level():
     history = History("h", val_acc=[0.10, 0.15, 0.31, 0.2])
     assert history.first_epoch_above(0.2) == 3
     assert history.first_epoch_above(0.5) is None
+
+
+def test_a_record_whose_test_accuracy_the_checkpoint_does_not_give_is_not_reused(tmp_path, small_data):
+    first = train_model(fresh(), "m", max_epochs=1, model_path=tmp_path, data=small_data, **FAST)
+    record = json.loads((tmp_path / "m.history.json").read_text())
+    record["test_acc"] = 0.99
+    (tmp_path / "m.history.json").write_text(json.dumps(record))
+    with pytest.raises(CheckpointError, match=f"records a test accuracy of 99.00%, but its checkpoint measures "
+                                              f"{first.test_acc:.2%}"):
+        train_model(fresh(), "m", max_epochs=1, model_path=tmp_path, data=small_data, **FAST)
+
+
+@pytest.mark.parametrize("value", [1, True, "0.5", float("nan")])
+def test_a_test_accuracy_that_is_no_fraction_is_refused(tmp_path, small_data, value):
+    train_model(fresh(), "m", max_epochs=1, model_path=tmp_path, data=small_data, **FAST)
+    text = (tmp_path / "m.history.json").read_text()
+    record = json.loads(text)
+    record["test_acc"] = value
+    (tmp_path / "m.history.json").write_text(json.dumps(record))
+    with pytest.raises(CheckpointError, match="m.history.json"):
+        train_model(fresh(), "m", max_epochs=1, model_path=tmp_path, data=small_data, **FAST)

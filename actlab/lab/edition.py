@@ -28,7 +28,11 @@ TRANSLATIONS = CHINESE / "translations"
 COLAB_PREFIX = "https://colab.research.google.com/github/actlab/actlab/blob/main/notebooks/"
 
 
-class StaleTranslationError(ValueError):
+class TranslationError(ValueError):
+    """A translation file that cannot be used: unreadable, malformed, or behind its English notebook."""
+
+
+class StaleTranslationError(TranslationError):
     """An English markdown cell without an up-to-date translation."""
 
 
@@ -66,15 +70,31 @@ def translation_file(notebook: Path) -> Path:
 
 
 def read_translation(notebook: Path) -> dict[str, dict[str, str]]:
-    """The translation of ``notebook``: cell id to its English text's hash and the Chinese text."""
+    """The translation of ``notebook``: cell id to its English text's hash and the Chinese text.
+
+    Read as UTF-8 whatever the locale; a file that is not such a mapping is refused with a
+    ``TranslationError`` that names the file and, where one is at fault, the cell.
+    """
     path = translation_file(notebook)
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.exists():
+        return {}
+    try:
+        translation = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise TranslationError(f"{path} cannot be read as a UTF-8 JSON file: {err}") from err
+    if not isinstance(translation, dict):
+        raise TranslationError(f"{path} must hold a JSON object mapping cell ids to translations.")
+    for cell_id, entry in translation.items():
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(key), str) for key in ("en_sha256", "zh")):
+            raise TranslationError(f"{path}, cell {cell_id}: a translation must be an object with the strings "
+                                   f"\"en_sha256\" and \"zh\", not {entry!r:.80}.")
+    return translation
 
 
 def problems(notebook: Path, translation: dict[str, dict[str, str]]) -> list[Problem]:
     """Every markdown cell of ``notebook`` whose translation is missing or stale."""
     found = []
-    for cell in json.loads(notebook.read_text())["cells"]:
+    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
         if cell["cell_type"] != "markdown":
             continue
         text = cell_text(cell)
@@ -93,7 +113,7 @@ def build(notebook: Path, translation: dict[str, dict[str, str]]) -> dict:
     if found:
         raise StaleTranslationError("Update the translation in " + str(translation_file(notebook)) + ":\n  "
                                     + "\n  ".join(map(str, found)))
-    chinese = copy.deepcopy(json.loads(notebook.read_text()))
+    chinese = copy.deepcopy(json.loads(notebook.read_text(encoding="utf-8")))
     english_link, chinese_link = COLAB_PREFIX + notebook.name, COLAB_PREFIX + "zh/" + notebook.name
     for cell in chinese["cells"]:
         if cell["cell_type"] == "markdown":
@@ -112,7 +132,7 @@ def main() -> int:
     for notebook in english_notebooks():
         try:
             chinese = build(notebook, read_translation(notebook))
-        except StaleTranslationError as err:
+        except TranslationError as err:
             print(err, file=sys.stderr)
             failed = True
             continue

@@ -196,8 +196,9 @@ def checked_history(values: object) -> History:
     if not isinstance(history.model_name, str) or not isinstance(history.stop_reason, str):
         raise ValueError("model_name and stop_reason must be strings")
     finite_number("wall_time", history.wall_time)
-    if history.test_acc is not None and not 0 <= finite_number("test_acc", history.test_acc) <= 1:
-        raise ValueError(f"test_acc must be None or lie between 0 and 1, not {history.test_acc!r}")
+    if history.test_acc is not None and (not isinstance(history.test_acc, float)
+                                         or not 0 <= finite_number("test_acc", history.test_acc) <= 1):
+        raise ValueError(f"test_acc must be None or a fraction between 0 and 1, not {history.test_acc!r}")
     if not isinstance(history.monitor, list) or not all(isinstance(entry, dict) for entry in history.monitor):
         raise ValueError("monitor must be a list of objects")
     return history

@@ -54,14 +54,26 @@ def check_reusable(files: RunFiles, request: RunRecord) -> RunRecord | None:
     return stored
 
 
+REUSE_TOLERANCE = 0.002
+"""How far a reused run's re-measured test accuracy may lie from its record (20 of 10,000 images): a
+checkpoint made on another processor may classify a few images differently, an edited record far more."""
+
+
 def _reuse(net: nn.Module, files: RunFiles, data: FashionMNISTData, monitor: Monitor | None) -> History:
     load_model(files.folder, files.model_name, net=net)
     history = files.history()
     assert history is not None  # check_reusable made sure of it
+    measured = evaluate(net, data.test)[1]
+    if history.test_acc is not None and abs(measured - history.test_acc) > REUSE_TOLERANCE:
+        raise CheckpointError(
+            f"{files.path('history')} records a test accuracy of {history.test_acc:.2%}, but its checkpoint measures "
+            f"{measured:.2%}: the record and the checkpoint disagree, so the run is not reused. Train it again with "
+            "overwrite=True (--overwrite on the command line)."
+        )
     print(f"{files.model_name}: finished run found, skipping training (overwrite=True retrains).")
     if monitor is not None and not history.monitor:
         print(f"{files.model_name}: its history holds no monitor values; overwrite=True retrains to record them.")
-    history.test_acc = evaluate(net, data.test)[1]
+    history.test_acc = measured
     return history
 
 
