@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from actlab import settings
 from actlab.checks import finite_number, positive_integer
-from actlab.data import FashionMNISTData, Split
+from actlab.data import CLASS_NAMES, FashionMNISTData, Split
+from actlab.hooks import device_of, evaluation
 
 EVAL_BATCH_SIZE = 4096
 MAX_EPOCHS = 10_000
@@ -157,9 +158,33 @@ EpochCallback = Callable[[nn.Module, History, bool], None]
 """Called after every epoch with the network, the history so far, and whether this epoch is the best yet."""
 
 
+def check_scores(net: object, split: object, classes: int) -> None:
+    """Refuse, in one sentence, a ``net`` that does not give ``classes`` scores per image of ``split``.
+
+    Also refused: a ``net`` that is no module, a ``split`` that is no ``Split`` or is empty, and a
+    network on another device than the split.
+    """
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"net must be a torch nn.Module, not {type(net).__name__}")
+    if not isinstance(split, Split):
+        raise TypeError(f"the images must come as a Split such as data.test, not {type(split).__name__}")
+    if len(split) == 0:
+        raise ValueError("the split holds no image")
+    images = split.images[:2]
+    if device_of(net) != images.device:
+        raise ValueError(f"net is on {device_of(net)} but the images on {images.device}; move one with .to()")
+    with torch.no_grad(), evaluation(net):
+        scores = net(images)
+    if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (len(images), classes):
+        shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+        raise ValueError(f"net must give {classes} class scores per image: {len(images)} images gave {shape}, not "
+                         f"{(len(images), classes)}")
+
+
 @torch.inference_mode()
 def evaluate(net: nn.Module, split: Split, batch_size: int = EVAL_BATCH_SIZE) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``net`` on a split, in large batches without autograd."""
+    check_scores(net, split, len(CLASS_NAMES))
     net.eval()
     loss_sum = torch.zeros((), device=split.labels.device)
     correct = torch.zeros((), device=split.labels.device, dtype=torch.long)
@@ -244,12 +269,27 @@ def observe(monitor: Monitor | None, net: nn.Module, history: History) -> None:
         ) from err
 
 
+def check_fit_arguments(net: object, data: object, protocol: object) -> None:
+    """Refuse, in one sentence each, what ``fit(net, data, protocol)`` cannot train."""
+    if not isinstance(data, FashionMNISTData):
+        raise TypeError(f"fit(net, data, protocol): data must be what load_fashion_mnist() gives, not "
+                        f"{type(data).__name__}")
+    if not isinstance(protocol, Protocol):
+        raise TypeError(f"fit(net, data, protocol): protocol must be a Protocol (training.default_protocol()), not "
+                        f"{type(protocol).__name__}")
+    if len(data.train) < protocol.batch_size:
+        raise ValueError(f"the training split has {len(data.train):,} images, fewer than one batch of "
+                         f"{protocol.batch_size}")
+    check_scores(net, data.train, len(data.class_names))
+
+
 def fit(net: nn.Module, data: FashionMNISTData, protocol: Protocol, *, seed: int = 42, name: str = "training",
         monitor: Monitor | None = None, on_epoch: EpochCallback | None = None, progress: bool = True) -> History:
     """Train ``net`` until ``patience`` epochs bring no better validation accuracy; keep the best epoch's weights.
 
     Ctrl-C or a non-finite loss ends the training early; ``history.stop_reason`` says why it ended.
     """
+    check_fit_arguments(net, data, protocol)
     optimizer = make_optimizer(net, protocol)
     loader = data.train.loader(protocol.batch_size, shuffle=True, drop_last=True, seed=seed)
     history, best_weights, start = History(name, stop_reason="max_epochs"), None, time.perf_counter()

@@ -339,3 +339,30 @@ def test_a_test_accuracy_that_is_no_fraction_is_refused(tmp_path, small_data, va
     (tmp_path / "m.history.json").write_text(json.dumps(record))
     with pytest.raises(CheckpointError, match="m.history.json"):
         train_model(fresh(), "m", max_epochs=1, model_path=tmp_path, data=small_data, **FAST)
+
+
+def test_fit_says_in_one_sentence_what_it_expected(small_data):
+    net, protocol = fresh(), training.default_protocol(batch_size=128)
+    cases = [
+        ((net, protocol, small_data), TypeError, "data must be what load_fashion_mnist\\(\\) gives, not Protocol"),
+        ((net, small_data, {"lr": 0.1}), TypeError, "protocol must be a Protocol .*, not dict"),
+        ((small_data, small_data, protocol), TypeError, "net must be a torch nn.Module, not FashionMNISTData"),
+        ((torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 5)), small_data, protocol), ValueError,
+         r"net must give 10 class scores per image: 2 images gave \(2, 5\), not \(2, 10\)"),
+        ((net, small_data, training.default_protocol(batch_size=4096)), ValueError,
+         "the training split has 1,024 images, fewer than one batch of 4096"),
+    ]
+    for args, kind, message in cases:
+        with pytest.raises(kind, match=message):
+            fit(*args, progress=False)
+
+
+def test_evaluate_and_train_model_refuse_what_they_cannot_use(tmp_path, small_data):
+    with pytest.raises(TypeError, match="the images must come as a Split such as data.test, not Tensor"):
+        evaluate(fresh(), small_data.test.images)
+    with pytest.raises(ValueError, match="the split holds no image"):
+        evaluate(fresh(), small_data.test.head(0))
+    cnn = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    with pytest.raises(TypeError, match="train_model keeps runs of a BaseNetwork.*a Sequential trains with fit"):
+        train_model(cnn, "m", model_path=tmp_path, data=small_data, **FAST)
+    assert not list(tmp_path.iterdir())

@@ -99,6 +99,9 @@ def train_run(net: BaseNetwork, model_name: str, protocol: Protocol, *, init: st
     Returns the history and the record, whose ``status`` says how the run ended. A run is always
     trained from the start: ``net`` gets the weights of its config drawn from ``seed``, then ``init``.
     """
+    if not isinstance(net, BaseNetwork):
+        raise TypeError(f"train_model keeps runs of a BaseNetwork, which it rebuilds from net.config; a "
+                        f"{type(net).__name__} trains with fit(net, data, protocol) instead")
     files = RunFiles(Path(model_path or settings.checkpoint_path()), model_name)
     data = data or load_fashion_mnist()
     if protocol.batch_size > len(data.train):
