@@ -259,3 +259,26 @@ def test_a_bad_grid_is_refused_before_any_training(tmp_path, capsys, spec, messa
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "grid").exists()
+
+
+def test_a_cache_folder_that_is_a_file_gives_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "f"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("ACTLAB_CACHE", str(blocker))
+    assert main(["references"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith("python -m actlab references: ") and str(blocker) in err
+    assert blocker.read_text() == "not a folder"
+
+
+def test_a_grid_spec_that_does_not_exist_is_named_once(tmp_path, capsys):
+    missing = tmp_path / "missing.json"
+    assert main(["grid", str(missing)]) == 2
+    assert capsys.readouterr().err.strip() == f"{missing}: there is no such file"
+
+
+def test_a_bad_thread_setting_is_refused_as_a_usage_error(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("ACTLAB_THREADS", "lots")
+    err = refused(["compare", *TINY, "--activations", "relu", "--seeds", "1", "--out", str(tmp_path / "o")], capsys)
+    assert "ACTLAB_THREADS='lots' must be a whole number of threads" in err

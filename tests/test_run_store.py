@@ -354,7 +354,7 @@ def test_a_grid_spec_that_is_no_file_is_refused_without_reading_it(tmp_path, whe
     path = Path(where) if where.startswith("/") else tmp_path / where
     if where == "fifo":
         os.mkfifo(path)
-    with pytest.raises(GridSpecError, match="is not a file; a grid spec is a JSON file"):
+    with pytest.raises(GridSpecError, match="it is not a file; a grid spec is a JSON file"):
         read_spec(path)
 
 

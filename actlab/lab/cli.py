@@ -236,4 +236,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return INTERRUPTED_EXIT
+    except OSError as err:
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"python -m actlab {args.command}: {err.strerror or err}{where}", file=sys.stderr)
+        return 1
+    except (ValueError, CheckpointError, DatasetError, FolderBusyError) as err:
+        print(f"python -m actlab {args.command}: {err}", file=sys.stderr)
+        return 1
 

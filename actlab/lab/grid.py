@@ -47,7 +47,8 @@ def read_spec(path: Path) -> GridSpec:
     """Read a spec file and check its structure and size; the values themselves are checked by ``experiments``."""
     path = Path(path)
     if not path.is_file():
-        raise GridSpecError(f"{path} is not a file; a grid spec is a JSON file.")
+        raise GridSpecError("there is no such file" if not path.exists() else "it is not a file; a grid spec is a "
+                            "JSON file.")
     try:
         if path.stat().st_size > MAX_SPEC_BYTES:
             raise GridSpecError(f"{path} is larger than a grid spec may be ({MAX_SPEC_BYTES:,} bytes).")
