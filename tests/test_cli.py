@@ -232,13 +232,19 @@ def test_grid_trains_every_combination_into_its_own_folder(tmp_path, capsys):
         "grid": {"hidden_sizes": [[8], [8, 8]], "optimizer": ["sgd", "adam"]},
     }))
     assert main(["grid", str(spec)]) == 0
-    folders = sorted(p.name for p in (tmp_path / "grid").iterdir())
+    folders = sorted(p.name for p in (tmp_path / "grid").iterdir() if p.is_dir())
     assert folders == ["hidden_sizes=8_optimizer=adam", "hidden_sizes=8_optimizer=sgd",
                        "hidden_sizes=8x8_optimizer=adam", "hidden_sizes=8x8_optimizer=sgd"]
     results = load_results(tmp_path / "grid" / "hidden_sizes=8x8_optimizer=adam" / "results.json")
     assert results.experiment.hidden_sizes == (8, 8) and results.experiment.protocol.optimizer == "adam"
     assert results.experiment.protocol.momentum is None and len(results.runs) == 1
-    assert "4 experiments in" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "4 experiments in" in out
+    table = (tmp_path / "grid" / "results.txt").read_text().splitlines()
+    assert table[0].split() == ["experiment", "relu"] and len(table) == 5
+    adam = load_results(tmp_path / "grid" / "hidden_sizes=8_optimizer=adam" / "results.json").summary["relu"].mean
+    assert f"hidden_sizes=8_optimizer=adam {adam:.2%}".split() == table[2].split()
+    assert "\n".join(table) in out
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from actlab import settings
 from actlab.activations import SOURCE_ACTIVATIONS, act_fn_by_name
-from actlab.checkpoints import CheckpointError
+from actlab.checkpoints import CheckpointError, write_atomic
 from actlab.data import (
     DatasetError,
     DatasetNotFoundError,
@@ -31,7 +31,7 @@ from actlab.lab.compare import (
     format_table,
     run_comparison,
 )
-from actlab.lab.grid import GridSpecError, read_spec, run_grid
+from actlab.lab.grid import GridSpecError, grid_table, read_spec, run_grid
 from actlab.lab.references import REFERENCE_RUNS, train_reference
 from actlab.lab.runs import FolderBusyError
 from actlab.mean_field import MEAN_FIELD_INITS
@@ -151,9 +151,12 @@ def _grid(args: argparse.Namespace) -> int:
         return 2
     except (ValueError, CheckpointError, FolderBusyError) as err:
         return _refused(err)
-    if done and done[-1].partial:
+    table = grid_table(done)
+    print(f"\nMean test accuracy over the seeds:\n{table}")
+    write_atomic(out / "results.txt", (table + "\n").encode())
+    if done and done[-1][1].partial:
         return INTERRUPTED_EXIT
-    print(f"\n{len(done)} experiments in {out}, one folder each.")
+    print(f"\n{len(done)} experiments in {out}, one folder each; this table is in {out / 'results.txt'}.")
     return 0
 
 

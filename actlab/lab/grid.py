@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,14 +114,28 @@ def experiments(spec: GridSpec, data: FashionMNISTData) -> list[tuple[str, Compa
 
 
 def run_grid(spec: GridSpec, out: Path, data: FashionMNISTData, overwrite: bool = False,
-             progress: bool = True) -> list[ComparisonResults]:
-    """Run every experiment of ``spec`` into its subfolder of ``out``, after checking all of them."""
+             progress: bool = True) -> list[tuple[str, ComparisonResults]]:
+    """Run every experiment of ``spec`` into its subfolder of ``out``, after checking all of them.
+
+    Returns each experiment's folder name and results, in the spec's order, up to an interrupted one.
+    """
     planned = experiments(spec, data)
     done = []
     for index, (name, settings) in enumerate(planned, start=1):
         print(f"\n=== experiment {index}/{len(planned)}: {name} ===")
         results = run_comparison(settings, out / name, data, overwrite=overwrite, progress=progress)
-        done.append(results)
+        done.append((name, results))
         if results.partial:
             break
     return done
+
+
+def grid_table(done: Sequence[tuple[str, ComparisonResults]]) -> str:
+    """One row per experiment, one column per activation: the mean test accuracy over its seeds (n/a: none)."""
+    activations = list(dict.fromkeys(name for _, results in done for name in results.summary))
+    width = max([len("experiment"), *(len(name) for name, _ in done)])
+    lines = [f"{'experiment':<{width}}" + "".join(f"{name:>11}" for name in activations)]
+    for experiment, results in done:
+        means = [results.summary[name].mean if name in results.summary else None for name in activations]
+        lines.append(f"{experiment:<{width}}" + "".join(f"{'n/a' if m is None else f'{m:.2%}':>11}" for m in means))
+    return "\n".join(lines)
