@@ -345,7 +345,8 @@ class ActivationRegistry(dict):
 
     def __missing__(self, name: str):
         raise UnknownActivationError(
-            f"Unknown activation {name!r}. Registered activations: {', '.join(self)}."
+            f"Unknown activation {name!r}. Registered activations: {', '.join(self)}. Register your own with "
+            "actlab.register_activation (on the command line: --import the file that does)."
         )
 
 
@@ -366,6 +367,9 @@ def register_activation(cls: type[ActivationFunction]) -> type[ActivationFunctio
     """
     if not (isinstance(cls, type) and issubclass(cls, ActivationFunction)):
         raise TypeError(f"register_activation expects a subclass of ActivationFunction, not {cls!r}.")
+    if not (cls.__doc__ or "").strip():
+        raise ValueError(f"{cls.__name__} needs a docstring that gives its formula, such as "
+                         "r'$f(x) = x^2$': the formula tables show it.")
     name = cls.__name__.lower()
     if name in BUILTIN_NAMES and act_fn_by_name[name] is not cls:
         raise ValueError(f"{name!r} is one of actlab's own activations; give yours another class name.")

@@ -50,6 +50,8 @@ def independent_dead_count(net: BaseNetwork, inputs: torch.Tensor) -> list[int]:
 def hard_clip():
     @register_activation
     class HardClip(ActivationFunction):
+        r"$f(x) = \min(\max(x, -1), 1)$"
+
         def forward(self, x):
             return torch.minimum(torch.maximum(x, -torch.ones_like(x)), torch.ones_like(x))
 

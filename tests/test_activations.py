@@ -204,6 +204,7 @@ def test_bad_config():
 def registered():
     @register_activation
     class Square(ActivationFunction):
+        r"$f(x) = x^2$"
         params = {"scale": activations.Param(1.0, 0.1, 2.0)}
 
         def forward(self, x):
@@ -222,12 +223,14 @@ def test_registered_activation_is_everywhere(registered):
 
 def test_reregistering_replaces_but_builtins_are_protected(registered):
     class Square(ActivationFunction):
+        r"$f(x) = x^2$"
         def forward(self, x):
             return x * x
 
     assert register_activation(Square) is act_fn_by_name["square"]
 
     class ReLU(ActivationFunction):
+        r"$f(x) = \max(x, 0)$"
         def forward(self, x):
             return x
 
@@ -262,3 +265,15 @@ def test_properties_print_no_negative_zero():
     from actlab.activations import activation_properties
 
     assert activation_properties(get_activation("relu"))["range on [-20, 20]"] == "[0, 20]"
+
+
+def test_an_activation_without_its_formula_is_not_registered():
+    from actlab.activations import ActivationFunction, act_fn_by_name, register_activation
+
+    class Nameless(ActivationFunction):
+        def forward(self, x):
+            return x
+
+    with pytest.raises(ValueError, match="Nameless needs a docstring that gives its formula"):
+        register_activation(Nameless)
+    assert "nameless" not in act_fn_by_name

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from actlab import settings
+from actlab.activations import act_fn_by_name
 from actlab.data import FILES, raw_dir
 from actlab.lab.cli import build_parser, main
 from actlab.lab.compare import load_results
@@ -288,3 +289,39 @@ def test_a_bad_thread_setting_is_refused_as_a_usage_error(monkeypatch, capsys, t
     monkeypatch.setenv("ACTLAB_THREADS", "lots")
     err = refused(["compare", *TINY, "--activations", "relu", "--seeds", "1", "--out", str(tmp_path / "o")], capsys)
     assert "ACTLAB_THREADS='lots' must be a whole number of threads" in err
+
+
+SQUAREPLUS = '''
+import torch
+from actlab import ActivationFunction, register_activation
+
+
+@register_activation
+class Squareplus(ActivationFunction):
+    r"""$f(x) = (x + \\sqrt{x^2 + 4}) / 2$"""
+
+    def forward(self, x):
+        return (x + torch.sqrt(x * x + 4)) / 2
+'''
+
+
+def test_a_registered_activation_is_compared_from_the_command_line(tmp_path, capsys):
+    module = tmp_path / "my_activations.py"
+    module.write_text(SQUAREPLUS)
+    out = tmp_path / "o"
+    err = refused(["compare", *TINY, "--activations", "squareplus", "--seeds", "1", "--out", str(out)], capsys)
+    assert "Unknown activation 'squareplus'" in err and "--import" in err
+    try:
+        assert main(["compare", "--import", str(module), *TINY, "--activations", "squareplus", "relu", "--seeds", "1",
+                     "--out", str(out)]) == 0
+    finally:
+        act_fn_by_name.pop("squareplus", None)
+    assert set(load_results(out / "results.json").summary) == {"squareplus", "relu"}
+
+
+def test_an_import_that_fails_is_one_line(tmp_path, capsys):
+    module = tmp_path / "broken.py"
+    module.write_text("raise RuntimeError('no such activation here')\n")
+    assert main(["compare", "--import", str(module), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"--import {module} failed: RuntimeError: no such activation here"

@@ -47,6 +47,7 @@ def test_x_range_and_builtin_overlay():
 def cube():
     @register_activation
     class Cube(ActivationFunction):
+        r"$f(x) = x^3$"
         params = {"gain": Param(1.0, 0.0, 2.0)}
 
         def forward(self, x):
@@ -139,6 +140,7 @@ def test_zero_width_range_is_reported_not_raised():
 def test_an_activation_that_raises_is_reported_and_hides_the_old_plot():
     @register_activation
     class Broken(ActivationFunction):
+        r"$f(x)$ raises"
         def forward(self, x):
             raise RuntimeError("not written yet")
 
@@ -157,6 +159,7 @@ def test_an_activation_registered_later_appears_in_an_existing_dropdown(batch):
 
     @register_activation
     class Late(ActivationFunction):
+        r"$f(x) = x$"
         def forward(self, x):
             return x * torch.sigmoid(2 * x)
 

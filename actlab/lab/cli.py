@@ -7,6 +7,8 @@ Options are parsed into their types here; their values are checked by the librar
 from __future__ import annotations
 
 import argparse
+import importlib
+import runpy
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -192,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         "so far marked partial, and exits with status 130.",
     )
     add_compare_options(compare, quick)
+    compare.add_argument("--import", dest="imports", action="append", default=[], metavar="FILE", help=IMPORT_HELP)
     compare.set_defaults(run=_compare, quick=quick, subparser=compare)
     grid = commands.add_parser(
         "grid", help="run a comparison for every combination of settings in a spec file", epilog=_mode_note(quick),
@@ -202,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     grid.add_argument("spec", type=Path, help="the JSON spec file")
     grid.add_argument("--overwrite", action="store_true", help="train every run again (see compare --overwrite)")
+    grid.add_argument("--import", dest="imports", action="append", default=[], metavar="FILE", help=IMPORT_HELP)
     grid.set_defaults(run=_grid, quick=quick)
     references = commands.add_parser(
         "references", help="train the reference networks that notebooks 04 and 05 read", epilog=_mode_note(quick),
@@ -226,9 +230,29 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+IMPORT_HELP = ("a Python file (or module name) that registers activations with actlab.register_activation; "
+               "it is run first, so that --activations and a grid spec can name them (may be given more than once)")
+
+
+def import_activations(argv: Sequence[str]) -> None:
+    """Run every ``--import`` file or module of ``argv``, so the activations it registers exist before parsing."""
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--import", dest="imports", action="append", default=[])
+    for target in early.parse_known_args(list(argv))[0].imports:
+        try:
+            if target.endswith(".py"):
+                runpy.run_path(target, run_name="actlab_activations")
+            else:
+                importlib.import_module(target)
+        except Exception as err:  # the student's file may raise anything
+            raise ValueError(f"--import {target} failed: {type(err).__name__}: {err}") from err
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line on ``argv`` (default: ``sys.argv``); returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        import_activations(argv)
         parser = build_parser()
     except ValueError as err:
         print(err, file=sys.stderr)
