@@ -56,6 +56,7 @@ benchmark: data
 	$(BIN)/python benchmarks/epoch_speed.py
 	$(BIN)/python benchmarks/contention.py
 	$(BIN)/python benchmarks/widget_response.py
+	$(BIN)/python benchmarks/run_all.py
 
 memory: data
 	$(BIN)/python benchmarks/notebook_memory.py

@@ -232,3 +232,21 @@ def test_solutions_are_folded_under_their_headings(notebook):
     for cell in headings:
         assert source(cell).count("\n") == 0, "a solution heading stands alone in its cell"
         assert cell["metadata"].get("jp-MarkdownHeadingCollapsed") is True, source(cell)
+
+
+def test_the_guides_state_the_run_all_times_that_the_benchmark_measured():
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "run_all.py"
+    spec = importlib.util.spec_from_file_location("run_all", path)
+    assert spec is not None and spec.loader is not None
+    run_all = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_all)
+    results = json.loads(run_all.RESULTS.read_text())
+    assert set(results["quiet"]) == {notebook.name[:2] for notebook in NOTEBOOKS} == set(results["busy"])
+    for guide in run_all.GUIDES:
+        stated = {match.group(2): match.group(3) for line in guide.read_text(encoding="utf-8").splitlines()
+                  if (match := run_all.ROW.match(line))}
+        expected = {number: run_all.guide_cell(guide, results["quiet"][number], results["busy"][number])
+                    for number in results["quiet"]}
+        assert stated == expected, guide.name
