@@ -252,13 +252,8 @@ def observe(monitor: Monitor | None, net: nn.Module, history: History) -> None:
     """Call ``monitor`` on ``net`` in eval mode without autograd, and keep what it returns in ``history``."""
     if monitor is None:
         return
-    was_training = net.training
-    net.eval()
-    try:
-        with torch.no_grad():
-            values = monitor(net)
-    finally:
-        net.train(was_training)
+    with torch.no_grad(), evaluation(net):
+        values = monitor(net)
     try:
         if not isinstance(values, dict):
             raise TypeError(f"it returned a {type(values).__name__}")
