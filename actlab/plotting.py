@@ -527,8 +527,8 @@ def plot_statistics_over_training(series: Mapping[str, Sequence]) -> Figure:
             ax_saturated.plot(layer.epochs, 100 * layer.saturated, color=color, marker=".")
             ax_saturated.plot(layer.epochs, 100 * layer.inactive, color=color, linestyle="--")
             ax_dead.plot(layer.epochs, 100 * layer.dead, color=color, marker=".")
-        ax_moments.set(title=f"{name}: mean (solid), std (dashed)", ylabel="output")
-        ax_saturated.set(title=f"{name}: saturated (solid), inactive (dashed)", ylabel="% of outputs")
+        ax_moments.set(title=f"{name}\nmean (solid), std (dashed)", ylabel="output")
+        ax_saturated.set(title=f"{name}\nsaturated (solid), inactive (dashed)", ylabel="% of outputs")
         ax_dead.set(title=f"{name}: dead units", ylabel="% of units", xlabel="epoch")
         for ax in (ax_moments, ax_saturated, ax_dead):
             ax.title.set_fontsize(10)

@@ -161,10 +161,12 @@ def test_theory_figures_draw_what_they_are_given():
 
 def gallery() -> dict:
     """One figure of each kind the notebooks draw that no other test here draws, from real or realistic data."""
-    from actlab.activation_stats import activation_statistics
+    from actlab.activation_stats import activation_statistics, statistics_over_epochs
     from actlab.data import CLASS_NAMES, load_fashion_mnist
     from actlab.lab.compare import experiment_rows, load_experiments
     from actlab.lab.references import SOURCE_RUNS, reference_network
+    from actlab.lab.runs import load_history
+    from actlab.weight_change import movement_over_epochs
 
     rng = np.random.default_rng(0)
     rows = experiment_rows(load_experiments(SAVED_MODELS / "beyond" / "residual"))
@@ -174,7 +176,12 @@ def gallery() -> dict:
     sweep = {name: {depth: list(rng.uniform(1e-6, 1e-2, 5)) for depth in (1, 4, 16)} for name in plotting.PALETTE}
     history = History("relu", train_loss=[1.2, 0.6], train_acc=[0.6, 0.8], val_loss=[0.8, 0.5],
                       val_acc=[0.7, 0.82], best_epoch=2)
+    monitors = {run.activation: load_history(SAVED_MODELS, run.name).monitor for run in SOURCE_RUNS[:3]}
     return {
+        "statistics over training": lambda: plotting.plot_statistics_over_training(
+            {name: statistics_over_epochs(monitor) for name, monitor in monitors.items()}),
+        "parameter movement": lambda: plotting.plot_parameter_movement(
+            {name: movement_over_epochs(monitor) for name, monitor in monitors.items()}),
         "accuracy heatmap": lambda: plotting.plot_accuracy_heatmap(rows, "depth", down="residual", panels="norm"),
         "accuracy lines": lambda: plotting.plot_accuracy_by_setting(rows, "depth", panels="norm", lines="residual"),
         "one activation": lambda: plotting.plot_activation(curves[3]),
