@@ -31,12 +31,38 @@ def drawn_texts(fig: Figure) -> list[Text]:
     return [t for t in dict.fromkeys(texts) if t.get_visible() and t.get_text().strip()]
 
 
+def own_rectangle(text: Text, renderer) -> tuple[float, np.ndarray, float, float]:
+    """A text rotated by 0 to 90 degrees as its own rectangle: angle, lower-left corner, width and height (pixels)."""
+    angle = text.get_rotation() % 360
+    box = text.get_window_extent(renderer)
+    text.set_rotation(0)
+    width, height = text.get_window_extent(renderer).size
+    text.set_rotation(angle)
+    sine = np.sin(np.radians(angle))
+    return angle, np.array([box.x0 + height * sine, box.y0]), width, height
+
+
+def texts_overlap(a: Text, b: Text, renderer) -> bool:
+    """Whether two drawn texts overlap by more than a pixel: their own rectangles where both are turned by the
+    same angle (rotated tick labels), their bounding boxes otherwise."""
+    if a.get_rotation() % 360 == b.get_rotation() % 360 and 0 < a.get_rotation() % 360 < 90:
+        angle, corner_a, width_a, height_a = own_rectangle(a, renderer)
+        _, corner_b, width_b, height_b = own_rectangle(b, renderer)
+        along = np.array([np.cos(np.radians(angle)), np.sin(np.radians(angle))])
+        across = np.array([-along[1], along[0]])
+        spans = [((corner @ axis), (corner @ axis) + size)
+                 for axis, corner, size in ((along, corner_a, width_a), (along, corner_b, width_b),
+                                            (across, corner_a, height_a), (across, corner_b, height_b))]
+        return all(min(first[1], second[1]) - max(first[0], second[0]) > 2 for first, second in (spans[:2], spans[2:]))
+    return a.get_window_extent(renderer).padded(-1).overlaps(b.get_window_extent(renderer).padded(-1))
+
+
 def overlapping_texts(fig: Figure) -> list[tuple[str, str]]:
-    """Pairs of texts whose boxes overlap by more than a pixel once the figure is drawn."""
+    """Pairs of texts that overlap by more than a pixel once the figure is drawn."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
-    boxes = [(t.get_text(), t.get_window_extent(renderer).padded(-1)) for t in drawn_texts(fig)]
-    return [(a, b) for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2) if box_a.overlaps(box_b)]
+    return [(a.get_text(), b.get_text()) for a, b in itertools.combinations(drawn_texts(fig), 2)
+            if texts_overlap(a, b, renderer)]
 
 
 @pytest.fixture(autouse=True)
@@ -54,6 +80,15 @@ def test_the_overlap_check_finds_overprinted_text():
     ax.set_title("dead 0/512")
     ax.text(0.5, 1.02, "inactive 0%", transform=ax.transAxes, ha="center")
     assert overlapping_texts(fig) == [("dead 0/512", "inactive 0%")]
+    plt.close(fig)
+
+
+def test_the_overlap_check_sees_rotated_labels_as_they_are_drawn():
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.set_xticks(range(3), ["Bag", "Ankle boot", "Sneaker"], rotation=45, ha="right")
+    assert overlapping_texts(fig) == []
+    ax.set_xticks([0, 0.05, 2], ["Bag", "Ankle boot", "Sneaker"], rotation=45, ha="right")
+    assert overlapping_texts(fig) == [("Bag", "Ankle boot")]
     plt.close(fig)
 
 
@@ -176,8 +211,14 @@ def gallery() -> dict:
     sweep = {name: {depth: list(rng.uniform(1e-6, 1e-2, 5)) for depth in (1, 4, 16)} for name in plotting.PALETTE}
     history = History("relu", train_loss=[1.2, 0.6], train_acc=[0.6, 0.8], val_loss=[0.8, 0.5],
                       val_acc=[0.7, 0.82], best_epoch=2)
-    monitors = {run.activation: load_history(SAVED_MODELS, run.name).monitor for run in SOURCE_RUNS[:3]}
+    shipped = {run.activation: load_history(SAVED_MODELS, run.name) for run in SOURCE_RUNS}
+    monitors = {name: shipped[name].monitor for name in ("sigmoid", "tanh", "relu")}
+    confusion = torch.from_numpy(rng.integers(0, 60, size=(10, 10)) + np.diag(rng.integers(700, 950, size=10)))
     return {
+        "shipped validation curves": lambda: plotting.plot_validation_curves(shipped),
+        "shipped training diagnostics": lambda: plotting.plot_training_diagnostics(shipped),
+        "confusion matrix": lambda: plotting.plot_confusion_matrix(confusion, CLASS_NAMES,
+                                                                   "ReLU network, test set (% of each true class)"),
         "statistics over training": lambda: plotting.plot_statistics_over_training(
             {name: statistics_over_epochs(monitor) for name, monitor in monitors.items()}),
         "parameter movement": lambda: plotting.plot_parameter_movement(
