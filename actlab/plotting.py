@@ -788,7 +788,7 @@ def plot_trainable_depth(sigma_w2: Sequence[float], depths: Sequence[int], accur
     ax.set(xlabel="sigma_w^2", ylabel="hidden layers of 256", ylim=(0, len(depths)),
            title=title or "Which deep networks train: test accuracy (%) against 6 xi_c")
     ax.tick_params(axis="y", rotation=0)
-    ax.legend(loc="upper right", fontsize=9, facecolor="#555555", labelcolor="white")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), fontsize=9, facecolor="#555555", labelcolor="white")
     fig.tight_layout()
     return fig
 

@@ -25,6 +25,8 @@ def drawn_texts(fig: Figure) -> list[Text]:
         legend = ax.get_legend()
         texts += legend.get_texts() if legend else []
         for axis, limits, coord in ((ax.xaxis, ax.get_xlim(), 0), (ax.yaxis, ax.get_ylim(), 1)):
+            if not (ax.axison and axis.get_visible()):
+                continue
             low, high = sorted(limits)
             texts += [axis.label, axis.get_offset_text()]
             texts += [t for t in axis.get_ticklabels() if low <= t.get_position()[coord] <= high]
@@ -184,6 +186,9 @@ def test_theory_figures_draw_what_they_are_given():
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["critical line (chi_1 = 1)", "he"]
     accuracy = np.array([[80.0, np.nan], [10.0, 60.0]])
     fig = plotting.plot_trainable_depth([1.0, 2.0], [10, 20], accuracy, [1.0, 2.0], [15.0, 50.0])
+    fig.canvas.draw()
+    legend = fig.axes[0].get_legend().get_window_extent()
+    assert legend.y1 < fig.axes[0].get_window_extent().y0  # below the grid, over no cell
     assert sorted(t.get_text() for t in fig.axes[0].texts) == ["10", "60", "80"]
     assert fig.axes[1].get_ylabel() == "test accuracy (%); grey: diverged"
     (line,) = fig.axes[0].lines
