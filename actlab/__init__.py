@@ -5,13 +5,12 @@ statistics, plots and widgets. ``actlab.lab`` holds the lab around it (kept runs
 grids, the reference networks, the command line); the lesson never imports it.
 
 The names follow the source tutorial, so the notebooks and the article read side by side.
-Importing it sizes torch's threads to the CPUs this process may use (``actlab.threads``); a bad
+Importing it sizes torch's threads to the CPUs this process may use (``actlab.support.threads``); a bad
 ``ACTLAB_THREADS`` is reported where the threads are next needed.
 """
 
 import contextlib
 
-from actlab import threads
 from actlab.activations import (
     ActivationFunction,
     Param,
@@ -25,6 +24,7 @@ from actlab.data import load_fashion_mnist
 from actlab.gradients import visualize_gradients
 from actlab.network import BaseNetwork, initialize
 from actlab.settings import get_device, quick_mode, set_seed
+from actlab.support import threads
 from actlab.training import History, Protocol, default_protocol, evaluate, fit, test_model
 
 __all__ = [

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from actlab import settings, threads
+from actlab import settings
+from actlab.support import threads
 
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 FILES = {
@@ -261,7 +262,7 @@ class TensorLoader:
     ``transform``, if given, is applied to each batch of images (a whole batch at once). Each pass
     over a shuffled loader draws a fresh permutation from its own seeded generator, so epochs
     differ from each other but a run repeats exactly. On the CPU each pass first sizes torch's threads
-    to the cores free for it (``actlab.threads``).
+    to the cores free for it (``actlab.support.threads``).
     """
 
     def __init__(

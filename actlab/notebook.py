@@ -10,9 +10,10 @@ from typing import Any
 
 from IPython.display import Code
 
-from actlab import plotting, settings, threads
+from actlab import plotting, settings
 from actlab.data import FashionMNISTData
 from actlab.settings import get_device, quick_mode
+from actlab.support import threads
 
 
 def show_source(obj: Any) -> Code:

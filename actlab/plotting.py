@@ -564,6 +564,12 @@ def plot_parameter_movement(movement: Mapping[str, Mapping[str, np.ndarray]], ti
     return fig
 
 
+def _ordered(values: Sequence) -> list:
+    """The distinct values, sorted when all are numbers, otherwise in the order met."""
+    distinct = list(dict.fromkeys(values))
+    return sorted(distinct) if all(isinstance(v, (int, float)) for v in distinct) else distinct
+
+
 def plot_accuracy_by_setting(rows: Sequence[Mapping], setting: str, panels: str | None = None, log_x: bool = False,
                              title: str = "", lines: str = "activation") -> Figure:
     """Test accuracy against one setting, one line per activation (mean over seeds), every seed as a dot.
@@ -576,9 +582,8 @@ def plot_accuracy_by_setting(rows: Sequence[Mapping], setting: str, panels: str 
     panel_values = list(dict.fromkeys(row[panels] for row in rows)) if panels else [None]
     fig, axes = plt.subplots(1, len(panel_values), figsize=(min(WIDTH, 5.2 * len(panel_values)), 4), sharey=True,
                              squeeze=False)
-    values = list(dict.fromkeys(row[setting] for row in rows))
+    values = _ordered([row[setting] for row in rows])
     numeric = all(isinstance(v, (int, float)) for v in values)
-    values = sorted(values) if numeric else values
     position = {v: (v if numeric else i) for i, v in enumerate(values)}
     labels = list(dict.fromkeys(str(row[lines]) for row in rows))
     for ax, panel in zip(axes.flat, panel_values):
@@ -607,12 +612,6 @@ def plot_accuracy_by_setting(rows: Sequence[Mapping], setting: str, panels: str 
                  fontsize=13)
     fig.tight_layout()
     return fig
-
-
-def _ordered(values: Sequence) -> list:
-    """The distinct values, sorted when all are numbers, otherwise in the order met."""
-    distinct = list(dict.fromkeys(values))
-    return sorted(distinct) if all(isinstance(v, (int, float)) for v in distinct) else distinct
 
 
 def plot_accuracy_heatmap(rows: Sequence[Mapping], across: str, down: str = "activation", panels: str | None = None,

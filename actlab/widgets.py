@@ -15,10 +15,11 @@ import torch
 from matplotlib.figure import Figure
 from typing_extensions import override
 
-from actlab import plotting, theory, threads
+from actlab import plotting, theory
 from actlab.activation_stats import LayerStatistics, recorded_layer
 from actlab.activations import act_fn_by_name, activation_curve, get_activation
 from actlab.gradients import INITS, fresh_network, gradient_overview, weight_gradients
+from actlab.support import threads
 from actlab.training import History
 
 CACHE_SIZE = 64
@@ -97,7 +98,7 @@ class PlotWidget:
         """Show the plot of the current state: from the cache, or computed and drawn now.
 
         A widget with an ``activation`` dropdown first offers every activation registered so far; a
-        computation first sizes torch's threads to the cores free now (``actlab.threads``).
+        computation first sizes torch's threads to the cores free now (``actlab.support.threads``).
         """
         dropdown = getattr(self, "activation", None)
         if isinstance(dropdown, w.Dropdown):

@@ -7,7 +7,7 @@ a quiet machine, 2 and 8 busy competitors (each a Python loop that never sleeps)
 with a 1-CPU quota (created where this process may, as root; skipped with the reason otherwise);
 each with three thread settings, timed in turns:
 
-- **actlab**: no setting, the lab's default (``actlab.threads``: the CPUs the process may use, less
+- **actlab**: no setting, the lab's default (``actlab.support.threads``: the CPUs the process may use, less
   those that other processes keep busy);
 - **one**: ``ACTLAB_THREADS=1``;
 - **torch**: torch's own default, one thread per visible core whatever else runs.
@@ -45,7 +45,8 @@ CGROUP_V2 = Path("/sys/fs/cgroup")
 
 def time_one_epoch() -> None:
     """In the child: get ready, wait for the parent's go on stdin, train one epoch, print its seconds."""
-    from actlab import BaseNetwork, get_activation, load_fashion_mnist, set_seed, threads
+    from actlab import BaseNetwork, get_activation, load_fashion_mnist, set_seed
+    from actlab.support import threads
     from actlab.training import FULL_PROTOCOL, make_optimizer, train_epoch
 
     if os.environ.get("BENCH_POLICY") == "torch":

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from actlab import threads
 from actlab.data import TensorLoader
 from actlab.notebook import mode_line
+from actlab.support import threads
 
 
 @pytest.fixture(autouse=True)
@@ -45,6 +45,8 @@ def test_a_v2_quota_is_read_and_the_smallest_on_the_path_holds(tmp_path):
     proc_self = fake_proc(tmp_path, "0::/pod/kernel", f"30 25 0:26 / {root} rw - cgroup2 cgroup2 rw")
     assert threads.cgroup_cpu_limit(proc_self) == 2.5
     (root / "pod" / "kernel" / "cpu.max").write_text("150000 100000\n")
+    assert threads.cgroup_cpu_limit(proc_self) == 2.5  # read once per process
+    threads.cgroup_cpu_limit.cache_clear()
     assert threads.cgroup_cpu_limit(proc_self) == 1.5
 
 
@@ -174,7 +176,7 @@ def test_inside_a_one_cpu_quota_the_set_up_line_says_one_thread():
         folder, procs = quota_cgroup(f"actlab-test-{os.getpid()}")
     except OSError as err:
         pytest.skip(f"cannot create a cgroup here: {err}")
-    script = ("import sys, torch, actlab; from actlab import threads; "
+    script = ("import sys, torch, actlab; from actlab.support import threads; "
               "sys.stdout.write(threads.describe(threads.choose_threads()) + ' ' + str(torch.get_num_threads()))")
     child = subprocess.Popen([sys.executable, "-c", f"import sys; sys.stdin.read(1); {script}"],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={

@@ -13,11 +13,12 @@ from pathlib import Path
 
 from torch import nn
 
-from actlab import settings, threads
+from actlab import settings
 from actlab.checkpoints import CheckpointError, CheckpointMismatchError, load_model, read_checkpoint
 from actlab.data import FashionMNISTData, load_fashion_mnist
 from actlab.lab.runs import DIVERGED, FINISHED, INTERRUPTED, DataSpec, RunFiles, RunRecord, folder_lock
 from actlab.network import BaseNetwork, build_network, initialize
+from actlab.support import threads
 from actlab.training import History, Monitor, Protocol, changed, default_protocol, evaluate, fit
 
 

@@ -12,6 +12,7 @@ count set with ``torch.set_num_threads``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 from collections.abc import Iterator
@@ -95,10 +96,12 @@ def _quota(folder: Path, version2: bool) -> float | None:
         return None
 
 
+@functools.cache
 def cgroup_cpu_limit(proc_self: Path = PROC / "self") -> float | None:
     """The CPUs that cgroup quotas let this process use (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``), None if unlimited.
 
     Every cgroup from the process's own up to its hierarchy's root can set a quota; the smallest holds.
+    Read once per process: a container's quota does not change while it runs.
     """
     try:
         memberships = (proc_self / "cgroup").read_text().splitlines()

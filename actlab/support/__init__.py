@@ -1,0 +1,1 @@
+"""Machinery the lesson relies on but does not teach: how many threads torch computes with."""
